@@ -1,0 +1,365 @@
+"""Runs one declared UDF (a `spec.UDF` subclass) behind the protocol.
+
+Owns everything the UDF itself should not: option validation, per-group state with its cap,
+snapshot and restore, batch assembly, vectorised hand-off, and the onError policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+import traceback
+from datetime import UTC, datetime
+
+from udfcollection.agent.connection import FrameWriter
+from udfcollection.agent.logs import RateLimiter
+from udfcollection.agent.runtime import FatalError, Handler
+from udfcollection.points import Batch, Point
+from udfcollection.protocol import udf_pb2
+from udfcollection.spec import (
+    BATCH,
+    BOOL,
+    DOUBLE,
+    DURATION,
+    INT,
+    STRING,
+    UDF,
+    InitError,
+    Options,
+    PointError,
+    validate_options,
+)
+from udfcollection.state import GroupTable, SnapshotError, decode_snapshot, encode_snapshot
+
+TYPE_TO_PB = {BOOL: udf_pb2.BOOL, INT: udf_pb2.INT, DOUBLE: udf_pb2.DOUBLE,
+              STRING: udf_pb2.STRING, DURATION: udf_pb2.DURATION}
+PB_TO_TYPE = {v: k for k, v in TYPE_TO_PB.items()}
+_VALUE_MEMBER = {udf_pb2.BOOL: "boolValue", udf_pb2.INT: "intValue",
+                 udf_pb2.DOUBLE: "doubleValue", udf_pb2.STRING: "stringValue",
+                 udf_pb2.DURATION: "durationValue"}
+
+VECTOR_MAX = 4096  # most points held for one vectorised call
+
+
+def info_response(udf_cls: type[UDF]) -> udf_pb2.Response:
+    resp = udf_pb2.Response()
+    info = resp.info
+    info.wants = udf_pb2.BATCH if udf_cls.wants == BATCH else udf_pb2.STREAM
+    info.provides = udf_pb2.BATCH if udf_cls.provides == BATCH else udf_pb2.STREAM
+    for opt in udf_cls.all_options():
+        info.options[opt.name].valueTypes.extend(TYPE_TO_PB[t] for t in opt.value_types)
+    return resp
+
+
+def init_options(req: udf_pb2.InitRequest) -> list[tuple[str, list[tuple[str, object]]]]:
+    """Options of an InitRequest as (name, [(type, value), ...])."""
+    out = []
+    for opt in req.options:
+        vals = []
+        for v in opt.values:
+            member = _VALUE_MEMBER.get(v.type)
+            vals.append((PB_TO_TYPE.get(v.type, f"type{v.type}"),
+                         getattr(v, member) if member else None))
+        out.append((opt.name, vals))
+    return out
+
+
+def describe_point(p: Point) -> str:
+    try:
+        ts = datetime.fromtimestamp(p.time / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        ts = str(p.time)
+    return f"measurement={p.name or '-'} group={p.group or '-'} time={ts}"
+
+
+class UDFHandler(Handler):
+    """Serves one instance of a declared UDF (one Kapacitor task node)."""
+
+    def __init__(self, udf_cls: type[UDF], log: logging.Logger | None = None):
+        self.cls = udf_cls
+        self.log = log or logging.getLogger(f"udfcollection.udf.{udf_cls.name}")
+        self.udf: UDF | None = None
+        self.opts: Options | None = None
+        self.groups: GroupTable | None = None
+        self.stateful = udf_cls.State is not None
+        self.vectorised = udf_cls.process_many is not None
+        self.batch_in = udf_cls.wants == BATCH
+        self.batch_out = udf_cls.provides == BATCH
+        self.on_error = udf_cls.on_error_default
+        self._pending: list[Point] = []
+        self._batch_begin: udf_pb2.BeginBatch | None = None
+        self._batch_points: list[Point] | None = None
+        self._limiter = RateLimiter()
+        self._warned_no_init = False
+        self.points_in = 0
+        self.points_dropped = 0
+
+    # --- management -----------------------------------------------------------------------
+
+    def info(self) -> udf_pb2.Response:
+        return info_response(self.cls)
+
+    def init(self, req: udf_pb2.InitRequest) -> udf_pb2.Response:
+        resp = udf_pb2.Response()
+        result = validate_options(self.cls, init_options(req))
+        if result.errors:
+            resp.init.success = False
+            resp.init.error = f"{self.cls.name}: " + "; ".join(result.errors)
+            self.log.error("init failed: %s", resp.init.error)
+            return resp
+        opts = result.options
+        assert opts is not None
+        if getattr(opts, "debug", False):
+            self.log.setLevel(logging.DEBUG)
+        self.on_error = opts.on_error
+        udf = self.cls(opts, self.log)
+        t0 = _time.monotonic()
+        try:
+            udf.setup()
+        except InitError as exc:
+            resp.init.success = False
+            resp.init.error = f"{self.cls.name}: {exc}"
+            self.log.error("init failed: %s", exc)
+            return resp
+        except Exception as exc:
+            resp.init.success = False
+            resp.init.error = f"{self.cls.name}: setup failed: {type(exc).__name__}: {exc}"
+            self.log.error("init failed: %s", resp.init.error)
+            self.log.debug("%s", traceback.format_exc())
+            return resp
+        self.log.debug("setup took %.1f ms", (_time.monotonic() - t0) * 1e3)
+        self.udf = udf
+        self.opts = opts
+        self.groups = GroupTable(udf.new_state, opts.max_groups, self._first_evict)
+        self.log.debug("init ok: task=%s node=%s options=%s", req.taskID, req.nodeID,
+                       opts.as_dict())
+        resp.init.success = True
+        return resp
+
+    def _first_evict(self, cap: int) -> None:
+        self.log.warning("more than %d groups seen: forgetting the least recently seen group's "
+                         "state from now on (raise .maxGroups() to keep more); logged once", cap)
+
+    def snapshot(self) -> udf_pb2.Response:
+        resp = udf_pb2.Response()
+        if self.stateful and self.groups is not None and len(self.groups):
+            resp.snapshot.snapshot = encode_snapshot(self.cls.name, self.cls.state_version,
+                                                     self.groups)
+        else:
+            resp.snapshot.snapshot = b""
+        return resp
+
+    def restore(self, req: udf_pb2.RestoreRequest) -> udf_pb2.Response:
+        resp = udf_pb2.Response()
+        resp.restore.success = True
+        if not req.snapshot or not self.stateful:
+            return resp
+        if self.groups is None or self.State is None:
+            self.log.warning("restore before a successful init: ignored, starting fresh")
+            return resp
+        try:
+            items = decode_snapshot(req.snapshot, self.cls.name, self.cls.state_version,
+                                    self.State.from_json)
+        except SnapshotError as exc:
+            self.log.warning("cannot restore snapshot (%s): starting with fresh state", exc)
+            return resp
+        self.groups.load(items)
+        self.log.info("restored state of %d group(s)", len(self.groups))
+        return resp
+
+    @property
+    def State(self):
+        return self.cls.State
+
+    # --- errors -----------------------------------------------------------------------------
+
+    def _point_failed(self, p: Point, exc: BaseException, out: FrameWriter) -> None:
+        """Apply the onError policy to a point the UDF could not process."""
+        self.points_dropped += 1
+        if isinstance(exc, PointError):
+            reason = str(exc)
+        else:
+            tb = traceback.extract_tb(exc.__traceback__)
+            where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+            reason = f"{type(exc).__name__}: {exc}{where}"
+        policy = self.on_error
+        if policy == "fail":
+            raise FatalError(f"{self.cls.name}: {reason} ({describe_point(p)}); "
+                             "onError='fail' stops the task")
+        allowed, suppressed = self._limiter.allow(reason[:120])
+        if allowed:
+            more = f" ({suppressed} similar messages suppressed)" if suppressed else ""
+            action = "passed on unchanged" if policy == "pass" else "dropped"
+            self.log.warning("point %s: %s (%s)%s", action, reason, describe_point(p), more)
+        if not isinstance(exc, PointError):
+            self.log.debug("%s", "".join(traceback.format_exception(exc)))
+        if policy == "pass":
+            p.emit(None)
+            out.frame(p.to_request().SerializeToString())
+
+    def _not_ready(self) -> bool:
+        if self.udf is not None:
+            return False
+        if not self._warned_no_init:
+            self.log.warning("data received before a successful init: ignored")
+            self._warned_no_init = True
+        return True
+
+    # --- stream ---------------------------------------------------------------------------
+
+    def point(self, req: udf_pb2.Request, out: FrameWriter) -> None:
+        if self.udf is None and self._not_ready():
+            return
+        p = Point(req.point, req)
+        if self.batch_in:
+            if self._batch_points is None:
+                self._implicit_begin(p)
+            self._batch_points.append(p)
+            return
+        if self.vectorised:
+            self._pending.append(p)
+            if len(self._pending) >= VECTOR_MAX:
+                self.drain(out)
+            return
+        state = self.groups.get(req.point.group) if self.stateful else None
+        try:
+            result = self.udf.process(p, state)
+        except Exception as exc:
+            self._point_failed(p, exc, out)
+            return
+        if result is None:
+            return
+        if result.__class__ is Point:
+            out.frame(result.to_request().SerializeToString())
+        else:
+            for r in result:
+                out.frame(r.to_request().SerializeToString())
+
+    def drain(self, out: FrameWriter) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        states = ([self.groups.get(p.group) for p in pending] if self.stateful
+                  else [None] * len(pending))
+        try:
+            results = self.udf.process_many(pending, states)
+            if len(results) != len(pending):
+                raise RuntimeError(f"process_many returned {len(results)} results for "
+                                   f"{len(pending)} points")
+        except Exception:
+            # Find the culprit(s): score one at a time so good points still flow.
+            results = []
+            for p, s in zip(pending, states, strict=True):
+                try:
+                    results.append(self.udf.process_many([p], [s])[0])
+                except Exception as exc:
+                    self._point_failed(p, exc, out)
+                    results.append(None)
+        for p, r in zip(pending, results, strict=True):
+            if r is None:
+                continue
+            if isinstance(r, BaseException):
+                self._point_failed(p, r, out)
+            elif r.__class__ is Point:
+                out.frame(r.to_request().SerializeToString())
+            else:
+                for x in r:
+                    out.frame(x.to_request().SerializeToString())
+
+    # --- batch ----------------------------------------------------------------------------
+
+    def begin_batch(self, begin: udf_pb2.BeginBatch, out: FrameWriter) -> None:
+        if self.udf is None and self._not_ready():
+            return
+        if not self.batch_in:
+            self._warn("BeginBatch received by a stream UDF: ignored")
+            return
+        if self._batch_points is not None:
+            self._warn("BeginBatch while a batch was open: the open batch is processed first")
+            self._finish_batch(None, out)
+        b = udf_pb2.BeginBatch()
+        b.CopyFrom(begin)
+        self._batch_begin = b
+        self._batch_points = []
+
+    def _implicit_begin(self, p: Point) -> None:
+        self._warn("point outside a batch (no BeginBatch): starting a batch for it")
+        b = udf_pb2.BeginBatch()
+        b.group = p.group
+        b.name = p.name
+        self._batch_begin = b
+        self._batch_points = []
+
+    def end_batch(self, end: udf_pb2.EndBatch, out: FrameWriter) -> None:
+        if self.udf is None and self._not_ready():
+            return
+        if not self.batch_in:
+            self._warn("EndBatch received by a stream UDF: ignored")
+            return
+        if self._batch_points is None:
+            self._warn("EndBatch without BeginBatch: an empty batch is answered")
+            self._batch_begin = udf_pb2.BeginBatch(name=end.name, group=end.group)
+            self._batch_points = []
+        self._finish_batch(end, out)
+
+    def _finish_batch(self, end: udf_pb2.EndBatch | None, out: FrameWriter) -> None:
+        begin = self._batch_begin
+        points = self._batch_points or []
+        self._batch_begin = None
+        self._batch_points = None
+        if end is None:
+            end = udf_pb2.EndBatch(name=begin.name, group=begin.group, byName=begin.byName,
+                                   tmax=max((p.time for p in points), default=0))
+            end.tags.update(begin.tags)
+        batch = Batch(name=end.name or begin.name, group=end.group or begin.group,
+                      tags=dict(end.tags) or dict(begin.tags), tmax=end.tmax,
+                      by_name=end.byName, points=points, size_hint=begin.size)
+        state = self.groups.get(batch.group) if self.stateful else None
+        try:
+            result = list(self.udf.process_batch(batch, state) or ())
+        except Exception as exc:
+            policy = self.on_error
+            if policy == "fail":
+                raise FatalError(f"{self.cls.name}: batch of group {batch.group!r} failed: "
+                                 f"{type(exc).__name__}: {exc}") from None
+            allowed, _ = self._limiter.allow(f"batch:{type(exc).__name__}:{exc}"[:120])
+            if allowed:
+                self.log.warning("batch of group %r with %d points %s: %s: %s", batch.group,
+                                 len(points), "passed on unchanged" if policy == "pass"
+                                 else "dropped", type(exc).__name__, exc)
+            if policy != "pass":
+                return
+            for p in points:
+                p.emit(None)
+            result = points
+        self._write_batch(batch, end, result, out)
+
+    def _write_batch(self, batch: Batch, end: udf_pb2.EndBatch, points: list[Point],
+                     out: FrameWriter) -> None:
+        if self.batch_out:
+            resp = udf_pb2.Response()
+            b = resp.begin
+            b.name = batch.name
+            b.group = batch.group
+            b.tags.update(batch.tags)
+            b.size = len(points)
+            b.byName = batch.by_name
+            out.response(resp)
+        for p in points:
+            out.frame(p.to_request().SerializeToString())
+        if self.batch_out:
+            resp = udf_pb2.Response()
+            resp.end.CopyFrom(end)
+            out.response(resp)
+
+    def close(self, out: FrameWriter) -> None:
+        if self._batch_points:
+            self._warn("input ended inside a batch: the partial batch is processed")
+            self._finish_batch(None, out)
+
+    def _warn(self, text: str) -> None:
+        allowed, suppressed = self._limiter.allow(text)
+        if allowed:
+            more = f" ({suppressed} similar messages suppressed)" if suppressed else ""
+            self.log.warning("%s%s", text, more)

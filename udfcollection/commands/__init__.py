@@ -1,0 +1,1 @@
+"""One module per `kapudf` subcommand (or pair of closely related ones)."""

@@ -1,0 +1,268 @@
+"""The point a UDF sees and emits. UDF code never touches protobuf.
+
+A `Point` wraps the protobuf point it was read from and reads it lazily, so a UDF that looks at
+one field of a point does not pay for copying all of them. Emitting a point derived from an
+input point (`point.emit(...)`) reuses the input message, so name, database, retention policy,
+group, dimensions, byName and tags travel to the output unchanged: in stream mode Kapacitor
+recomputes the group from `dimensions`, and a point that lost them would silently lose its
+grouping.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from udfcollection.protocol import udf_pb2
+
+FieldValue = float | int | str | bool
+
+_MISSING = object()
+
+
+class Point:
+    """A data point. Attributes: `time` (int ns since epoch), and the lazily read properties
+    `name`, `tags`, `fields` (the four typed maps merged), `group`, `dimensions`, `database`,
+    `retention_policy`, `by_name`."""
+
+    __slots__ = ("_fields", "_keep", "_out_fields", "_out_tags", "_pb", "_req", "time")
+
+    def __init__(self, pb: udf_pb2.Point, req: udf_pb2.Request | None = None):
+        self._pb = pb
+        self._req = req
+        self.time: int = pb.time
+        self._fields: dict[str, FieldValue] | None = None
+        self._out_fields: Mapping[str, FieldValue] | None = None
+        self._out_tags: Mapping[str, str] | None = None
+        self._keep = True
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def new(
+        cls,
+        time: int,
+        fields: Mapping[str, FieldValue],
+        *,
+        tags: Mapping[str, str] | None = None,
+        name: str = "",
+        like: Point | None = None,
+    ) -> Point:
+        """A new point. With `like`, the name, database, retention policy, group, dimensions,
+        byName and tags are copied from that point first (then `name`/`tags` override)."""
+        req = udf_pb2.Request()
+        pb = req.point
+        if like is not None:
+            src = like._pb
+            pb.name = src.name
+            pb.database = src.database
+            pb.retentionPolicy = src.retentionPolicy
+            pb.group = src.group
+            pb.dimensions.extend(src.dimensions)
+            pb.byName = src.byName
+            pb.tags.update(src.tags)
+        if name:
+            pb.name = name
+        if tags:
+            pb.tags.update(tags)
+        pb.time = time
+        _set_fields(pb, fields)
+        return cls(pb, req)
+
+    # --- reading ------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._pb.name
+
+    @property
+    def group(self) -> str:
+        return self._pb.group
+
+    @property
+    def dimensions(self) -> list[str]:
+        return list(self._pb.dimensions)
+
+    @property
+    def database(self) -> str:
+        return self._pb.database
+
+    @property
+    def retention_policy(self) -> str:
+        return self._pb.retentionPolicy
+
+    @property
+    def by_name(self) -> bool:
+        return self._pb.byName
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self._pb.tags)
+
+    @property
+    def fields(self) -> dict[str, FieldValue]:
+        f = self._fields
+        if f is None:
+            pb = self._pb
+            f = dict(pb.fieldsDouble)
+            if pb.fieldsInt:
+                f.update(pb.fieldsInt)
+            if pb.fieldsString:
+                f.update(pb.fieldsString)
+            if pb.fieldsBool:
+                f.update(pb.fieldsBool)
+            self._fields = f
+        return f
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The field's value from whichever typed map holds it, or `default`."""
+        pb = self._pb
+        m = pb.fieldsDouble
+        if key in m:
+            return m[key]
+        m = pb.fieldsInt
+        if key in m:
+            return m[key]
+        m = pb.fieldsString
+        if key in m:
+            return m[key]
+        m = pb.fieldsBool
+        if key in m:
+            return m[key]
+        return default
+
+    def number(self, key: str) -> float | None:
+        """The field as a float if it is a double or int field; None when missing or of another
+        type (string, bool). NaN and infinities are returned as they are."""
+        pb = self._pb
+        m = pb.fieldsDouble
+        if key in m:
+            return m[key]
+        m = pb.fieldsInt
+        if key in m:
+            return float(m[key])
+        return None
+
+    def field_type(self, key: str) -> str | None:
+        """'double', 'int', 'string', 'bool', or None when the point has no such field."""
+        pb = self._pb
+        for kind, m in (("double", pb.fieldsDouble), ("int", pb.fieldsInt),
+                        ("string", pb.fieldsString), ("bool", pb.fieldsBool)):
+            if key in m:
+                return kind
+        return None
+
+    # --- emitting -----------------------------------------------------------------------
+
+    def emit(
+        self,
+        fields: Mapping[str, FieldValue] | None = None,
+        *,
+        keep_fields: bool = True,
+        tags: Mapping[str, str] | None = None,
+    ) -> Point:
+        """Mark this point for output with `fields` added (or, with keep_fields=False, as its
+        only fields) and `tags` added. Returns the point itself, for `return point.emit(...)`.
+        Everything else (name, group, dimensions, tags, time) is carried over."""
+        self._out_fields = fields
+        self._keep = keep_fields
+        self._out_tags = tags
+        return self
+
+    def to_request(self) -> udf_pb2.Request:
+        """The Request message carrying this point with emitted changes applied. Because
+        `point` is field 17 in both Request and Response, its bytes are a valid response frame."""
+        pb = self._pb
+        if not self._keep:
+            pb.fieldsDouble.clear()
+            pb.fieldsInt.clear()
+            pb.fieldsString.clear()
+            pb.fieldsBool.clear()
+            self._keep = True
+        if self._out_fields:
+            _set_fields(pb, self._out_fields, replace=bool(pb.fieldsDouble or pb.fieldsInt
+                                                           or pb.fieldsString or pb.fieldsBool))
+            self._out_fields = None
+        if self._out_tags:
+            pb.tags.update(self._out_tags)
+            self._out_tags = None
+        self._fields = None
+        req = self._req
+        if req is None:
+            req = udf_pb2.Request()
+            req.point.CopyFrom(pb)
+            self._req = req
+            self._pb = req.point
+        return req
+
+    @property
+    def pb(self) -> udf_pb2.Point:
+        """The underlying protobuf message (for the framework and compatibility code)."""
+        return self._pb
+
+    def __repr__(self) -> str:
+        return (f"Point(time={self.time}, name={self.name!r}, tags={self.tags}, "
+                f"fields={self.fields})")
+
+
+def _set_fields(pb: udf_pb2.Point, fields: Mapping[str, FieldValue], replace: bool = False) -> None:
+    """Write fields into the typed map matching each value's type. With `replace`, a key is
+    first removed from the other typed maps so a field never appears twice with two types."""
+    for key, value in fields.items():
+        t = type(value)
+        if t is float:
+            target = pb.fieldsDouble
+        elif t is str:
+            target = pb.fieldsString
+        elif t is bool:
+            target = pb.fieldsBool
+        elif t is int:
+            target = pb.fieldsInt
+        elif isinstance(value, bool | str):
+            target = pb.fieldsBool if isinstance(value, bool) else pb.fieldsString
+            value = bool(value) if isinstance(value, bool) else str(value)
+        elif isinstance(value, numbers.Integral):
+            target, value = pb.fieldsInt, int(value)
+        elif isinstance(value, numbers.Real):
+            target, value = pb.fieldsDouble, float(value)
+        elif value is None:
+            continue
+        else:
+            raise TypeError(f"field {key!r}: unsupported value type {t.__name__}")
+        if replace:
+            for other in (pb.fieldsDouble, pb.fieldsInt, pb.fieldsString, pb.fieldsBool):
+                if other is not target and key in other:
+                    del other[key]
+        target[key] = value
+
+
+class Batch:
+    """One batch of points as Kapacitor sent it: `name`, `group`, `tags`, `tmax` (int ns, from
+    EndBatch), `by_name` and `points` (in arrival order)."""
+
+    __slots__ = ("by_name", "group", "name", "points", "size_hint", "tags", "tmax")
+
+    def __init__(self, name: str, group: str, tags: dict[str, str], tmax: int, by_name: bool,
+                 points: list[Point], size_hint: int = 0):
+        self.name = name
+        self.group = group
+        self.tags = tags
+        self.tmax = tmax
+        self.by_name = by_name
+        self.points = points
+        self.size_hint = size_hint
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def as_outputs(result: Point | Iterable[Point] | None) -> Iterable[Point]:
+    """Normalise what a UDF's process method returned into an iterable of points."""
+    if result is None:
+        return ()
+    if isinstance(result, Point):
+        return (result,)
+    return result

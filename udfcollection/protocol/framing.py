@@ -1,0 +1,121 @@
+"""Length-prefixed framing: an unsigned varint length (at most 32 bits) then the message body.
+
+Kapacitor writes the length and the body in separate writes and never waits for replies, so
+a reader must cope with frames split across reads and with many frames in one read.
+"""
+
+from __future__ import annotations
+
+MAX_FRAME_LEN = 64 * 1024 * 1024
+"""Longest frame body accepted. Kapacitor never sends anything close; a larger length means the
+stream is corrupt (or not the protocol at all), and trusting it would buffer without bound."""
+
+_MAX_VARINT_BYTES = 5
+
+
+class ProtocolError(Exception):
+    """The byte stream is not valid framing. `offset` is the absolute byte offset of the frame
+    (its length prefix) where the problem was found."""
+
+    def __init__(self, message: str, offset: int):
+        super().__init__(f"{message} at byte offset {offset}")
+        self.reason = message
+        self.offset = offset
+
+
+def encode_varint(value: int) -> bytes:
+    """Encode a non-negative int as a protobuf base-128 varint."""
+    if value < 0x80:
+        return _SMALL[value]
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_SMALL = [bytes([i]) for i in range(0x80)]
+
+
+def encode_frame(body: bytes) -> bytes:
+    """Prefix a serialized message with its varint length."""
+    return encode_varint(len(body)) + body
+
+
+class FrameSplitter:
+    """Incremental splitter: feed it raw reads, get back complete frame bodies.
+
+    Contract: `feed` returns every frame completed by the data so far, in order, and keeps any
+    incomplete tail for the next call. It raises ProtocolError for a varint longer than 5 bytes,
+    one that does not fit in 32 bits, or a length over `max_len`; after that the splitter must
+    not be fed again. `offsets` (when `track_offsets`) gives each returned frame's absolute
+    offset so later stages can report where a bad message started.
+    """
+
+    __slots__ = ("_base", "_tail", "max_len")
+
+    def __init__(self, max_len: int = MAX_FRAME_LEN):
+        self._tail = b""
+        self._base = 0  # absolute offset of self._tail[0]
+        self.max_len = max_len
+
+    @property
+    def pending(self) -> int:
+        """Bytes held of a frame not yet complete."""
+        return len(self._tail)
+
+    @property
+    def offset(self) -> int:
+        """Absolute offset of the first byte not yet returned in a frame."""
+        return self._base
+
+    def feed(self, data: bytes) -> tuple[list[bytes], list[int]]:
+        buf = self._tail + data if self._tail else data
+        n = len(buf)
+        pos = 0
+        frames: list[bytes] = []
+        offsets: list[int] = []
+        base = self._base
+        max_len = self.max_len
+        while pos < n:
+            b0 = buf[pos]
+            if b0 < 0x80:
+                length = b0
+                start = pos + 1
+            else:
+                length = b0 & 0x7F
+                shift = 7
+                i = pos + 1
+                while True:
+                    if i >= n:
+                        # Varint itself is split across reads.
+                        if i - pos >= _MAX_VARINT_BYTES:
+                            raise ProtocolError("length varint longer than 5 bytes", base + pos)
+                        self._tail = buf[pos:]
+                        self._base = base + pos
+                        return frames, offsets
+                    b = buf[i]
+                    i += 1
+                    length |= (b & 0x7F) << shift
+                    if b < 0x80:
+                        break
+                    shift += 7
+                    if i - pos >= _MAX_VARINT_BYTES:
+                        raise ProtocolError("length varint longer than 5 bytes", base + pos)
+                if length > 0xFFFFFFFF:
+                    raise ProtocolError("length varint does not fit in 32 bits", base + pos)
+                if length > max_len:
+                    raise ProtocolError(
+                        f"frame length {length} exceeds the {max_len}-byte limit", base + pos
+                    )
+                start = i
+            end = start + length
+            if end > n:
+                break
+            frames.append(buf[start:end])
+            offsets.append(base + pos)
+            pos = end
+        self._tail = buf[pos:] if pos < n else b""
+        self._base = base + pos
+        return frames, offsets
