@@ -23,9 +23,12 @@ ENTRY_POINT_GROUP = "udfcollection.udfs"
 
 
 class UnknownUDF(LookupError):
-    def __init__(self, name: str, known: list[str]):
+    def __init__(self, name: str, known: list[str], reason: str = ""):
         import difflib
 
+        if reason:
+            super().__init__(reason)
+            return
         match = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {match[0]}?)" if match else ""
         super().__init__(f"unknown UDF {name!r}{hint}; available: {', '.join(known)}")
@@ -62,7 +65,13 @@ def _load(target: str) -> type[UDF]:
 
 
 def get(name: str) -> type[UDF]:
-    """The UDF class registered as `name`. Raises UnknownUDF with the list of known names."""
+    """The UDF class registered as `name`, or named by import path `package.module:Class`
+    (a UDF of your own, not packaged). Raises UnknownUDF with the list of known names."""
+    if ":" in name:
+        try:
+            return _load(name)
+        except (ImportError, AttributeError, TypeError) as exc:
+            raise UnknownUDF(name, names(), f"cannot load {name}: {exc}") from None
     target = BUILTINS.get(name)
     if target is not None and importlib.util.find_spec(target.split(":")[0]) is not None:
         return _load(target)
