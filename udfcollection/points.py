@@ -27,16 +27,15 @@ class Point:
     `name`, `tags`, `fields` (the four typed maps merged), `group`, `dimensions`, `database`,
     `retention_policy`, `by_name`."""
 
-    __slots__ = ("_fields", "_keep", "_out_fields", "_out_tags", "_pb", "_req", "time")
+    __slots__ = ("_fields", "_out", "_pb", "_req", "time")
 
     def __init__(self, pb: udf_pb2.Point, req: udf_pb2.Request | None = None):
         self._pb = pb
         self._req = req
         self.time: int = pb.time
         self._fields: dict[str, FieldValue] | None = None
-        self._out_fields: Mapping[str, FieldValue] | None = None
-        self._out_tags: Mapping[str, str] | None = None
-        self._keep = True
+        # What emit() asked for: (fields, keep_fields, tags), applied by to_request().
+        self._out: tuple | None = None
 
     # --- construction -------------------------------------------------------------------
 
@@ -119,30 +118,31 @@ class Point:
     def get(self, key: str, default: Any = None) -> Any:
         """The field's value from whichever typed map holds it, or `default`."""
         pb = self._pb
-        m = pb.fieldsDouble
-        if key in m:
-            return m[key]
-        m = pb.fieldsInt
-        if key in m:
-            return m[key]
-        m = pb.fieldsString
-        if key in m:
-            return m[key]
-        m = pb.fieldsBool
-        if key in m:
-            return m[key]
+        # Map .get is one C call; no field value can be None, so None means absent.
+        v = pb.fieldsDouble.get(key)
+        if v is not None:
+            return v
+        v = pb.fieldsInt.get(key)
+        if v is not None:
+            return v
+        v = pb.fieldsString.get(key)
+        if v is not None:
+            return v
+        v = pb.fieldsBool.get(key)
+        if v is not None:
+            return v
         return default
 
     def number(self, key: str) -> float | None:
         """The field as a float if it is a double or int field; None when missing or of another
         type (string, bool). NaN and infinities are returned as they are."""
         pb = self._pb
-        m = pb.fieldsDouble
-        if key in m:
-            return m[key]
-        m = pb.fieldsInt
-        if key in m:
-            return float(m[key])
+        v = pb.fieldsDouble.get(key)
+        if v is not None:
+            return v
+        v = pb.fieldsInt.get(key)
+        if v is not None:
+            return float(v)
         return None
 
     def field_type(self, key: str) -> str | None:
@@ -166,29 +166,27 @@ class Point:
         """Mark this point for output with `fields` added (or, with keep_fields=False, as its
         only fields) and `tags` added. Returns the point itself, for `return point.emit(...)`.
         Everything else (name, group, dimensions, tags, time) is carried over."""
-        self._out_fields = fields
-        self._keep = keep_fields
-        self._out_tags = tags
+        self._out = (fields, keep_fields, tags) if (fields or tags or not keep_fields) else None
         return self
 
     def to_request(self) -> udf_pb2.Request:
         """The Request message carrying this point with emitted changes applied. Because
         `point` is field 17 in both Request and Response, its bytes are a valid response frame."""
         pb = self._pb
-        if not self._keep:
-            pb.fieldsDouble.clear()
-            pb.fieldsInt.clear()
-            pb.fieldsString.clear()
-            pb.fieldsBool.clear()
-            self._keep = True
-        if self._out_fields:
-            _set_fields(pb, self._out_fields, replace=bool(pb.fieldsDouble or pb.fieldsInt
-                                                           or pb.fieldsString or pb.fieldsBool))
-            self._out_fields = None
-        if self._out_tags:
-            pb.tags.update(self._out_tags)
-            self._out_tags = None
-        self._fields = None
+        out = self._out
+        if out is not None:
+            fields, keep, tags = out
+            if not keep:
+                pb.fieldsDouble.clear()
+                pb.fieldsInt.clear()
+                pb.fieldsString.clear()
+                pb.fieldsBool.clear()
+            if fields:
+                _set_fields(pb, fields, replace=keep)
+            if tags:
+                pb.tags.update(tags)
+            self._out = None
+            self._fields = None
         req = self._req
         if req is None:
             req = udf_pb2.Request()

@@ -65,7 +65,8 @@ class GroupTable:
         self._groups.clear()
 
     def load(self, items: list[tuple[str, Any]]) -> None:
-        self._groups = OrderedDict(items[-self.max_groups:])
+        self._groups.clear()
+        self._groups.update(items[-self.max_groups:])
 
 
 def encode_snapshot(udf_name: str, state_version: int, groups: GroupTable) -> bytes:

@@ -131,6 +131,8 @@ class UDFHandler(Handler):
         self.udf = udf
         self.opts = opts
         self.groups = GroupTable(udf.new_state, opts.max_groups, self._first_evict)
+        if not self.batch_in and not self.vectorised:
+            self.point = self._stream_point_fn()
         self.log.debug("init ok: task=%s node=%s options=%s", req.taskID, req.nodeID,
                        opts.as_dict())
         resp.init.success = True
@@ -206,6 +208,32 @@ class UDFHandler(Handler):
         return True
 
     # --- stream ---------------------------------------------------------------------------
+
+    def _stream_point_fn(self):
+        """The per-point path for plain stream UDFs, with everything it touches bound once:
+        this runs for every point, so attribute lookups are a measurable share of its cost."""
+        process = self.udf.process
+        get_state = self.groups.get if self.stateful else None
+        failed = self._point_failed
+        point_cls = Point
+
+        def point(req: udf_pb2.Request, out: FrameWriter) -> None:
+            pb = req.point
+            p = point_cls(pb, req)
+            try:
+                result = process(p, get_state(pb.group) if get_state is not None else None)
+            except Exception as exc:
+                failed(p, exc, out)
+                return
+            if result is None:
+                return
+            if result.__class__ is point_cls:
+                out.frame(result.to_request().SerializeToString())
+            else:
+                for r in result:
+                    out.frame(r.to_request().SerializeToString())
+
+        return point
 
     def point(self, req: udf_pb2.Request, out: FrameWriter) -> None:
         if self.udf is None and self._not_ready():
