@@ -236,6 +236,7 @@ class UDF:
     example_measurement: ClassVar[str] = "cpu"
     example_group_by: ClassVar[tuple[str, ...]] = ("host",)
     output_fields: ClassVar[Sequence[str]] = ()
+    emits: ClassVar[str] = ""  # what the output is, completing "Emits ..." (README catalogue)
     heavy: ClassVar[bool] = False  # loads big libraries or a model at init
 
     def __init__(self, opts: Options, log):
