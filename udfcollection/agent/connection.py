@@ -4,11 +4,11 @@ Why a reader thread: Kapacitor kills a UDF that has not answered anything for `t
 sends keepalives on the same stream as data. The reader answers each keepalive the moment it is
 read, so a handler that is busy for a long time (a slow model, a big batch) never misses one.
 
-Why a bounded queue: when the handler is slower than Kapacitor writes, the reader stops taking
-input once the queue is full, so memory stays bounded and the pipe's back-pressure reaches
-Kapacitor. While the reader is held up like that it cannot see keepalives queued behind data in
-the pipe, so it sends a keepalive response on its own every `heartbeat` seconds (any response
-resets Kapacitor's kill timer).
+Why bounded read-ahead: when the handler is slower than Kapacitor writes, the reader stops
+taking input once MAX_BUFFERED bytes wait, so memory stays bounded and the pipe's
+back-pressure reaches Kapacitor. While the reader is held up like that it cannot see
+keepalives queued behind data in the pipe, so it sends a keepalive response on its own every
+`heartbeat` seconds (any response resets Kapacitor's kill timer).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from udfcollection.protocol.framing import FrameSplitter, ProtocolError, encode_
 
 log = logging.getLogger("udfcollection.agent")
 
-READ_SIZE = 64 * 1024
-QUEUE_CHUNKS = 32  # at most QUEUE_CHUNKS * READ_SIZE bytes of input wait for the handler
+READ_SIZE = 256 * 1024
+MAX_BUFFERED = 8 * 1024 * 1024  # input bytes read ahead of the handler, at most (plus one read)
 FLUSH_AT = 256 * 1024
 
 _KEEPALIVE_TAG = 0x1A  # field 3, length-delimited: the keepalive member of Request and Response
@@ -112,30 +112,44 @@ def socket_writer(sock: socket.socket) -> Callable[[bytes], None]:
 
 
 class Connection:
-    """Reads frames on a background thread and hands them to the caller in chunks.
+    """Reads frames on a background thread and hands them to the caller in small chunks.
 
     `chunks()` yields `(frames, offsets)` lists in arrival order; it ends after end of input,
     or after yielding the frames that preceded a framing error, in which case `error` holds the
     ProtocolError. Keepalive requests are answered by the reader thread and never reach the
     caller.
+
+    Back-pressure is counted in bytes: the reader stops reading while more than `max_buffered`
+    bytes of frames wait for the caller, and resumes as soon as the caller has worked through
+    one chunk of at most CHUNK_FRAMES frames. The fine grain matters: a keepalive waiting in
+    the pipe behind data is read (and answered) as soon as there is room again, instead of after
+    a whole large read has been processed.
     """
+
+    CHUNK_FRAMES = 64
 
     def __init__(
         self,
         read: Callable[[int], bytes],
         writer: FrameWriter,
         *,
-        queue_chunks: int = QUEUE_CHUNKS,
+        max_buffered: int = MAX_BUFFERED,
         read_size: int = READ_SIZE,
         heartbeat: float = 0.5,
         name: str = "udf",
     ):
         self._read = read
         self.writer = writer
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_chunks)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._read_size = read_size
+        self._max_buffered = max_buffered
         self._heartbeat = heartbeat
         self._last_keepalive_time: int | None = None
+        # Absolute input offsets: written by one thread each, so no lock is needed.
+        self._produced = 0  # end of the last frame handed over (reader)
+        self._consumed = 0  # end of the last chunk the caller finished (caller)
+        self._waiting = False
+        self._room = threading.Event()
         self.error: ProtocolError | None = None
         self.bytes_read = 0
         self._thread = threading.Thread(target=self._run, name=f"{name}-reader", daemon=True)
@@ -144,7 +158,7 @@ class Connection:
         self._thread.start()
         return self
 
-    def _answer_keepalive(self, body: bytes, offset: int) -> bool:
+    def _answer_keepalive(self, body: bytes) -> bool:
         """Answer a keepalive frame at once. Returns False if the frame is not a clean
         keepalive (it is then passed on to the handler thread like any other frame)."""
         try:
@@ -159,27 +173,46 @@ class Connection:
         self.writer.write_now(resp.SerializeToString())
         return True
 
-    def _put(self, item) -> None:
-        while True:
-            try:
-                self._queue.put(item, timeout=self._heartbeat)
-                return
-            except queue.Full:
-                # Held up by back-pressure: keep Kapacitor's kill timer from running out.
-                if (
-                    self._last_keepalive_time is not None
-                    and time.monotonic() - self.writer.last_write >= self._heartbeat
-                ):
-                    resp = udf_pb2.Response()
-                    resp.keepalive.time = self._last_keepalive_time
-                    self.writer.write_now(resp.SerializeToString())
+    def _hand_over(self, frames: list[bytes], offsets: list[int], end: int) -> None:
+        """Queue frames for the caller in chunks of at most CHUNK_FRAMES."""
+        step = self.CHUNK_FRAMES
+        n = len(frames)
+        put = self._queue.put
+        if n <= step:
+            put((frames, offsets, end))
+        else:
+            for a in range(0, n, step):
+                b = a + step
+                put((frames[a:b], offsets[a:b], offsets[b] if b < n else end))
+        self._produced = end
+
+    def _wait_for_room(self) -> None:
+        """Block while too much input waits for the caller, sending a keepalive response on
+        our own every `heartbeat` seconds meanwhile (any response resets Kapacitor's kill
+        timer, and keepalives queued behind data in the pipe cannot be seen from here)."""
+        limit = self._max_buffered
+        while self._produced - self._consumed > limit:
+            self._waiting = True
+            self._room.clear()
+            if self._produced - self._consumed <= limit:
+                break
+            if not self._room.wait(self._heartbeat) and (
+                self._last_keepalive_time is not None
+                and time.monotonic() - self.writer.last_write >= self._heartbeat
+            ):
+                resp = udf_pb2.Response()
+                resp.keepalive.time = self._last_keepalive_time
+                self.writer.write_now(resp.SerializeToString())
+        self._waiting = False
 
     def _run(self) -> None:
         splitter = FrameSplitter()
         read = self._read
         size = self._read_size
+        put = self._queue.put
         try:
             while True:
+                self._wait_for_room()
                 try:
                     data = read(size)
                 except (ConnectionResetError, OSError):
@@ -190,43 +223,49 @@ class Connection:
                             f"input ended inside a frame ({splitter.pending} bytes of it read)",
                             splitter.offset,
                         )
-                        self._put((ERROR_MARK, None))
+                        put((ERROR_MARK, None, 0))
                     else:
-                        self._put((EOF_MARK, None))
+                        put((EOF_MARK, None, 0))
                     return
                 self.bytes_read += len(data)
                 try:
                     frames, offsets = splitter.feed(data)
                 except ProtocolError as exc:
                     # Frames complete before the bad one are still processed, in order.
+                    if exc.frames:
+                        self._hand_over(exc.frames, exc.offsets, exc.offset)
                     self.error = exc
-                    self._put((ERROR_MARK, None))
+                    put((ERROR_MARK, None, 0))
                     return
                 if not frames:
                     continue
                 if any(f[:1] == b"\x1a" for f in frames):
                     kept_f, kept_o = [], []
                     for f, o in zip(frames, offsets, strict=True):
-                        if f[:1] and f[0] == _KEEPALIVE_TAG and self._answer_keepalive(f, o):
+                        if f[0] == _KEEPALIVE_TAG and self._answer_keepalive(f):
                             continue
                         kept_f.append(f)
                         kept_o.append(o)
                     frames, offsets = kept_f, kept_o
                     if not frames:
                         continue
-                self._put((frames, offsets))
+                self._hand_over(frames, offsets, splitter.offset)
         except Exception as exc:  # pragma: no cover - defensive: never die silently
             log.error("reader thread failed: %s", exc)
             self.error = ProtocolError(f"internal reader failure: {exc}", splitter.offset)
-            self._put((ERROR_MARK, None))
+            put((ERROR_MARK, None, 0))
 
     def chunks(self):
-        q = self._queue
+        get = self._queue.get
+        room = self._room
         while True:
-            frames, offsets = q.get()
+            frames, offsets, end = get()
             if isinstance(frames, str):  # EOF_MARK or ERROR_MARK
                 return
             yield frames, offsets
+            self._consumed = end
+            if self._waiting:
+                room.set()
 
     def input_idle(self) -> bool:
         """True when no more input is waiting: the moment to flush output."""

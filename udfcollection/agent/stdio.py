@@ -23,10 +23,13 @@ def claim_stdout() -> int:
     return proto_fd
 
 
-def run_stdio(handler: Handler) -> int:
+def run_stdio(handler: Handler, proto_fd: int | None = None) -> int:
+    """Serve `handler` on stdin and the protocol fd (`claim_stdout()` is called unless the
+    caller already did, e.g. before importing UDF code that might print)."""
     # Keepalive answers from the reader thread wait for the GIL at most this long.
     sys.setswitchinterval(0.001)
-    proto_fd = claim_stdout()
+    if proto_fd is None:
+        proto_fd = claim_stdout()
     writer = FrameWriter(fd_writer(proto_fd))
     conn = Connection(fd_reader(0), writer).start()
     code = serve(conn, handler)

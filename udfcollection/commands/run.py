@@ -30,9 +30,11 @@ def run_command(name: str, script_args: tuple[str, ...], strict: bool) -> None:
         sys.exit(run_script(name, list(script_args), strict=strict))
     if script_args:
         raise click.UsageError(f"unexpected arguments after {name}: {' '.join(script_args)}")
-    from udfcollection.agent.stdio import run_stdio
+    from udfcollection.agent.stdio import claim_stdout, run_stdio
     from udfcollection.agent.udf_handler import UDFHandler
     from udfcollection.commands.common import load_udf
 
+    # Before any UDF module is imported: a print at import time must not reach Kapacitor.
+    proto_fd = claim_stdout()
     cls = load_udf(name)
-    sys.exit(run_stdio(UDFHandler(cls)))
+    sys.exit(run_stdio(UDFHandler(cls), proto_fd))

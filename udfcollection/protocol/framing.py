@@ -21,6 +21,9 @@ class ProtocolError(Exception):
         super().__init__(f"{message} at byte offset {offset}")
         self.reason = message
         self.offset = offset
+        # Frames completed in the same `feed` call before the bad one: still valid, in order.
+        self.frames: list[bytes] = []
+        self.offsets: list[int] = []
 
 
 def encode_varint(value: int) -> bytes:
@@ -53,17 +56,20 @@ class FrameSplitter:
     offset so later stages can report where a bad message started.
     """
 
-    __slots__ = ("_base", "_tail", "max_len")
+    __slots__ = ("_base", "_held", "_need", "_parts", "_tail", "max_len")
 
     def __init__(self, max_len: int = MAX_FRAME_LEN):
         self._tail = b""
-        self._base = 0  # absolute offset of self._tail[0]
+        self._base = 0  # absolute offset of the first byte not yet returned
+        self._parts: list[bytes] = []  # a large incomplete frame, collected without copying
+        self._held = 0
+        self._need = 0
         self.max_len = max_len
 
     @property
     def pending(self) -> int:
         """Bytes held of a frame not yet complete."""
-        return len(self._tail)
+        return self._held if self._need else len(self._tail)
 
     @property
     def offset(self) -> int:
@@ -71,51 +77,114 @@ class FrameSplitter:
         return self._base
 
     def feed(self, data: bytes) -> tuple[list[bytes], list[int]]:
-        buf = self._tail + data if self._tail else data
-        n = len(buf)
-        pos = 0
         frames: list[bytes] = []
         offsets: list[int] = []
+        try:
+            self._split(data, frames, offsets)
+        except ProtocolError as exc:
+            # The frames before the bad one were sent in good faith: let the caller process
+            # them before reporting the error.
+            exc.frames, exc.offsets = frames, offsets
+            raise
+        return frames, offsets
+
+    def _split(self, data: bytes, frames: list[bytes], offsets: list[int]) -> None:
+        if self._need:
+            # Still collecting one large frame: do not rescan or re-copy what we hold.
+            self._parts.append(data)
+            self._held += len(data)
+            if self._held < self._need:
+                return
+            data = b"".join(self._parts)
+            self._parts = []
+            self._held = self._need = 0
+            buf = data
+        else:
+            buf = self._tail + data if self._tail else data
+        n = len(buf)
+        pos = 0
         base = self._base
         max_len = self.max_len
+        append = frames.append
+        oappend = offsets.append
         while pos < n:
             b0 = buf[pos]
             if b0 < 0x80:
-                length = b0
-                start = pos + 1
-            else:
-                length = b0 & 0x7F
-                shift = 7
-                i = pos + 1
-                while True:
-                    if i >= n:
-                        # Varint itself is split across reads.
-                        if i - pos >= _MAX_VARINT_BYTES:
-                            raise ProtocolError("length varint longer than 5 bytes", base + pos)
-                        self._tail = buf[pos:]
-                        self._base = base + pos
-                        return frames, offsets
-                    b = buf[i]
-                    i += 1
-                    length |= (b & 0x7F) << shift
-                    if b < 0x80:
-                        break
-                    shift += 7
+                # Fast path: frames under 128 bytes (small points, keepalives).
+                end = pos + 1 + b0
+                if end > n:
+                    break
+                append(buf[pos + 1:end])
+                oappend(base + pos)
+                pos = end
+                continue
+            if pos + 1 < n and buf[pos + 1] < 0x80:
+                # Fast path: frames under 16 KiB, most points.
+                end = pos + 2 + ((b0 & 0x7F) | (buf[pos + 1] << 7))
+                if end > n:
+                    break
+                append(buf[pos + 2:end])
+                oappend(base + pos)
+                pos = end
+                continue
+            length = b0 & 0x7F
+            shift = 7
+            i = pos + 1
+            while True:
+                if i >= n:
+                    # The varint itself is split across reads.
                     if i - pos >= _MAX_VARINT_BYTES:
                         raise ProtocolError("length varint longer than 5 bytes", base + pos)
-                if length > 0xFFFFFFFF:
-                    raise ProtocolError("length varint does not fit in 32 bits", base + pos)
-                if length > max_len:
-                    raise ProtocolError(
-                        f"frame length {length} exceeds the {max_len}-byte limit", base + pos
-                    )
-                start = i
-            end = start + length
+                    self._tail = buf[pos:]
+                    self._base = base + pos
+                    return
+                b = buf[i]
+                i += 1
+                length |= (b & 0x7F) << shift
+                if b < 0x80:
+                    break
+                shift += 7
+                if i - pos >= _MAX_VARINT_BYTES:
+                    raise ProtocolError("length varint longer than 5 bytes", base + pos)
+            if length > 0xFFFFFFFF:
+                raise ProtocolError("length varint does not fit in 32 bits", base + pos)
+            if length > max_len:
+                raise ProtocolError(
+                    f"frame length {length} exceeds the {max_len}-byte limit", base + pos
+                )
+            end = i + length
             if end > n:
                 break
-            frames.append(buf[start:end])
-            offsets.append(base + pos)
+            append(buf[i:end])
+            oappend(base + pos)
             pos = end
-        self._tail = buf[pos:] if pos < n else b""
-        self._base = base + pos
-        return frames, offsets
+        if pos < n:
+            tail = buf[pos:]
+            self._base = base + pos
+            need = _frame_size(tail)
+            if need > _COLLECT_AT and need > len(tail):
+                self._tail = b""
+                self._parts = [tail]
+                self._held = len(tail)
+                self._need = need
+            else:
+                self._tail = tail
+        else:
+            self._tail = b""
+            self._base = base + pos
+
+
+_COLLECT_AT = 1 << 20  # frames larger than this are collected in parts, not by re-copying
+
+
+def _frame_size(buf: bytes) -> int:
+    """Total size (prefix + body) of the frame starting at buf[0], or 0 if its length
+    prefix is not complete yet. Only called on a tail that already passed validation."""
+    length = 0
+    shift = 0
+    for i, b in enumerate(buf[:_MAX_VARINT_BYTES]):
+        length |= (b & 0x7F) << shift
+        if b < 0x80:
+            return i + 1 + length
+        shift += 7
+    return 0
