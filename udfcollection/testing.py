@@ -521,7 +521,6 @@ class _Checker:
             self.env.update(env)
         self.batch_in = getattr(udf_cls, "wants", None) == BATCH
         self.report = ConformanceReport(self.name, self.target)
-        self._baseline: list[str] | None = None
 
     def fail(self, check: str, detail: str) -> None:
         raise ConformanceError(self.name, check, detail)
@@ -544,7 +543,11 @@ class _Checker:
 
     def init(self, c: WireClient, check: str, options=None) -> None:
         opts = self.options if options is None else options
-        resp = c.request(init_request(opts), timeout=self.timeout)
+        try:
+            resp = c.request(init_request(opts), timeout=self.timeout)
+        except (WireError, EOFError) as exc:
+            c.kill()
+            self.fail(check, f"no InitResponse: {exc} (stderr: {c.stderr_text()[-800:]})")
         if resp.WhichOneof("message") != "init":
             self.fail(check, f"expected an InitResponse, got {resp.WhichOneof('message')}")
         if not resp.init.success:
@@ -572,11 +575,10 @@ class _Checker:
             out = self.finish(c, check)
             return data_output(out), c
 
-    def baseline(self) -> list[str]:
-        if self._baseline is None:
-            self._baseline, _ = self.run(self.units(), "snapshot_restore")
-            self.report.output_count = len(self._baseline)
-        return self._baseline
+    def _debug_flag(self) -> list:
+        opt = {o.name: o for o in self.cls.all_options()}.get("debug")
+        given = any(n == "debug" for n, _ in self.options)
+        return [("debug", [])] if opt is not None and opt.type == "flag" and not given else []
 
     # --- checks -------------------------------------------------------------------------
 
@@ -758,7 +760,12 @@ class _Checker:
         c = "init_errors"
         with self.client() as cl:
             for what, names, opts in self.bad_inits():
-                resp = cl.request(init_request(opts), timeout=self.timeout)
+                try:
+                    resp = cl.request(init_request(opts), timeout=self.timeout)
+                except (WireError, EOFError) as exc:
+                    cl.kill()
+                    self.fail(c, f"{what}: no InitResponse: {exc} (stderr: "
+                              f"{cl.stderr_text()[-800:]})")
                 if resp.WhichOneof("message") != "init":
                     self.fail(c, f"{what}: expected an InitResponse, got "
                               f"{resp.WhichOneof('message')}")
@@ -776,11 +783,24 @@ class _Checker:
         units = self.units()
         if len(units) < 2:
             units = units + units
+        self._units = units
         whole, _ = self.run(units, c)
-        self._baseline_units = units
+        self._whole = whole
+        self.report.output_count = len(whole)
         half = len(units) // 2
+        # Restores that cannot be read must not fail the task (Kapacitor would fail it at every
+        # start, forever): they are answered with success=true and the UDF starts fresh, so
+        # this run must still match the uninterrupted one.
+        foreign = json.dumps({"format": "kapudf-snapshot", "version": 1,
+                              "udf": self.name + "_other", "state_version": 1,
+                              "groups": []}).encode()
         with self.client() as cl:
             self.init(cl, c)
+            for label, data in (("corrupt", b"\x00\xffnot a snapshot"), ("foreign", foreign)):
+                resp = cl.request(restore_request(data), timeout=self.timeout)
+                if resp.WhichOneof("message") != "restore" or not resp.restore.success:
+                    self.fail(c, f"a {label} snapshot must be answered with success=true (and a "
+                              f"warning), got: {resp}")
             cl.send_many([r for u in units[:half] for r in u], timeout=self.timeout)
             cl.send(snapshot_request())
             before = cl.recv_until("snapshot", self.timeout)
@@ -797,34 +817,23 @@ class _Checker:
             self.fail(c, f"output with a snapshot and restore after input unit {half} of "
                       f"{len(units)} differs from an uninterrupted run ("
                       + _first_difference(whole, first + second) + ")")
-        # Restores that cannot be read must not fail the task (Kapacitor would retry forever).
-        foreign = json.dumps({"format": "kapudf-snapshot", "version": 1,
-                              "udf": self.name + "_other", "state_version": 1,
-                              "groups": []}).encode()
-        with self.client() as cl:
-            self.init(cl, c)
-            for label, data in (("corrupt", b"\x00\xffnot a snapshot"),
-                                ("foreign", foreign)):
-                resp = cl.request(restore_request(data), timeout=self.timeout)
-                if resp.WhichOneof("message") != "restore" or not resp.restore.success:
-                    self.fail(c, f"a {label} snapshot must be answered with success=true and a "
-                              f"warning, got: {resp}")
-            self.finish(cl, c)
 
     def check_deterministic(self) -> None:
         c = "deterministic"
-        units = getattr(self, "_baseline_units", None) or self.units()
-        one, _ = self.run(units, c)
+        units = getattr(self, "_units", None) or self.units()
+        one = getattr(self, "_whole", None)
+        if one is None:
+            one, _ = self.run(units, c)
         two, _ = self.run(units, c)
         if one != two:
             self.fail(c, "the same input gave different output in two runs ("
                       + _first_difference(one, two) + ")")
-        self._det_output = one
+        self._plain = one
 
     def check_frames_only(self) -> None:
         c = "frames_only"
-        units = getattr(self, "_baseline_units", None) or self.units()
-        opts = [*self.options, ("debug", [])]
+        units = getattr(self, "_units", None) or self.units()
+        opts = [*self.options, *self._debug_flag()]
         with self.client({"KAPUDF_LOG_LEVEL": "debug"}) as cl:
             self.init(cl, c, opts)
             cl.send_many([r for u in units for r in u], timeout=self.timeout)
@@ -832,7 +841,7 @@ class _Checker:
             # each a Response with a known message: any stray byte breaks that.
             out = self.finish(cl, c)
             self._debug_stderr = cl.stderr_text()
-        plain = getattr(self, "_det_output", None)
+        plain = getattr(self, "_plain", None) or getattr(self, "_whole", None)
         if plain is None:
             plain, _ = self.run(units, c)
         if data_output(out) != plain:
@@ -845,7 +854,7 @@ class _Checker:
         if text is None:
             units = self.units()
             with self.client({"KAPUDF_LOG_LEVEL": "debug"}) as cl:
-                self.init(cl, c, [*self.options, ("debug", [])])
+                self.init(cl, c, [*self.options, *self._debug_flag()])
                 cl.send_many([r for u in units for r in u], timeout=self.timeout)
                 self.finish(cl, c)
                 text = cl.stderr_text()
