@@ -4,12 +4,13 @@
   `kapudf test -o name=value`; `group_by=TAG` lines set the grouping; blank lines and lines
   starting with `#` are ignored;
 - `input.lp`: the input points (line protocol, ns timestamps);
-- `expected.lp`: the output, in order of time. Points with the same timestamp may come in any
-  order; floats compare with a relative tolerance of 1e-9; value types (int, float, string,
-  bool) must match exactly.
+- `expected.lp`: the output, in output order (a late point comes where the UDF emits it);
+  consecutive points with the same timestamp may come in any order; floats compare with a
+  relative tolerance of 1e-9; value types (int, float, string, bool) must match exactly.
 
-Each case runs through `udfcollection.offline.run` (the real UDFHandler: option validation,
-groups, batches, onError). A new behaviour is a new folder.
+Cases are read by `kapudf_testkit.read_case` (tests/support). Each runs through
+`udfcollection.offline.run` (the real UDFHandler: option validation, groups, batches,
+onError); a batch UDF gets one batch per group. A new behaviour is a new folder.
 """
 
 from __future__ import annotations
@@ -18,33 +19,14 @@ import math
 from pathlib import Path
 
 import pytest
+from kapudf_testkit import CASES, read_case
 
 from udfcollection import offline, registry
-from udfcollection.commands.test import parse_cli_options
 from udfcollection.lineprotocol import LPPoint, format_point, parse_lines
-
-CASES_DIR = Path(__file__).parent / "cases"
 
 
 def _case_dirs() -> list[Path]:
-    return sorted(p.parent for p in CASES_DIR.glob("*/*/input.lp"))
-
-
-def read_case_options(path: Path, cls) -> tuple[list, list[str]]:
-    """(options in Kapacitor's wire form, group_by tags) from an `options` file."""
-    pairs: list[str] = []
-    group_by: list[str] = []
-    if path.exists():
-        for raw in path.read_text(encoding="utf-8").splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            name, _, value = line.partition("=")
-            if name.strip() == "group_by":
-                group_by.append(value.strip())
-            else:
-                pairs.append(line)
-    return parse_cli_options(cls, tuple(pairs)), group_by
+    return sorted(p.parent for p in CASES.glob("*/*/input.lp"))
 
 
 def read_lp(path: Path) -> list[LPPoint]:
@@ -103,9 +85,8 @@ def compare_outputs(actual: list[LPPoint], expected: list[LPPoint]) -> str | Non
 
 @pytest.mark.parametrize("case", _case_dirs(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_golden_case(case: Path) -> None:
-    cls = registry.get(case.parent.name)
-    options, group_by = read_case_options(case / "options", cls)
-    out = offline.run(cls, read_lp(case / "input.lp"), options, group_by)
+    c = read_case(case)
+    out = offline.run(registry.get(c.udf), c.points, c.options, c.group_by)
     assert not out.errors, out.errors
     problem = compare_outputs(out.points, read_lp(case / "expected.lp"))
     assert problem is None, f"{case.parent.name}/{case.name}: {problem}"
