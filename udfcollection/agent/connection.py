@@ -68,6 +68,16 @@ class FrameWriter:
             self.buf.clear()
             self._write_locked(data)
 
+    def write_last(self, body: bytes) -> None:
+        """Flush what is buffered, write `body` and close: nothing is written after it (an
+        ErrorResponse must be the last thing Kapacitor reads, even if the reader thread is
+        still answering keepalives)."""
+        with self._lock:
+            data = bytes(self.buf) + encode_varint(len(body)) + body
+            self.buf.clear()
+            self._write_locked(data)
+            self.closed = True
+
     def write_now(self, body: bytes) -> None:
         """Write one frame immediately (from any thread), ahead of nothing already buffered
         by the handler: buffered frames are complete and may follow it."""
@@ -149,6 +159,7 @@ class Connection:
         self._produced = 0  # end of the last frame handed over (reader)
         self._consumed = 0  # end of the last chunk the caller finished (caller)
         self._waiting = False
+        self._stopped = False
         self._room = threading.Event()
         self.error: ProtocolError | None = None
         self.bytes_read = 0
@@ -186,12 +197,17 @@ class Connection:
                 put((frames[a:b], offsets[a:b], offsets[b] if b < n else end))
         self._produced = end
 
+    def stop(self) -> None:
+        """Stop reading: the caller will not take more input (it hit an error)."""
+        self._stopped = True
+        self._room.set()
+
     def _wait_for_room(self) -> None:
         """Block while too much input waits for the caller, sending a keepalive response on
         our own every `heartbeat` seconds meanwhile (any response resets Kapacitor's kill
         timer, and keepalives queued behind data in the pipe cannot be seen from here)."""
         limit = self._max_buffered
-        while self._produced - self._consumed > limit:
+        while self._produced - self._consumed > limit and not self._stopped:
             self._waiting = True
             self._room.clear()
             if self._produced - self._consumed <= limit:
@@ -213,6 +229,8 @@ class Connection:
         try:
             while True:
                 self._wait_for_room()
+                if self._stopped:
+                    return
                 try:
                     data = read(size)
                 except (ConnectionResetError, OSError):
@@ -242,7 +260,7 @@ class Connection:
                 if any(f[:1] == b"\x1a" for f in frames):
                     kept_f, kept_o = [], []
                     for f, o in zip(frames, offsets, strict=True):
-                        if f[0] == _KEEPALIVE_TAG and self._answer_keepalive(f):
+                        if f and f[0] == _KEEPALIVE_TAG and self._answer_keepalive(f):
                             continue
                         kept_f.append(f)
                         kept_o.append(o)

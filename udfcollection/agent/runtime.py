@@ -105,13 +105,13 @@ def serve(conn: Connection, handler: Handler) -> int:
     except ProtocolError as exc:
         text = f"kapudf: corrupt input from Kapacitor: {exc}"
         log.error("%s", text)
-        out.flush()
-        out.write_now(error_frame(text))
+        conn.stop()
+        out.write_last(error_frame(text))
         return 1
     except FatalError as exc:
         log.error("stopping the task: %s", exc)
-        out.flush()
-        out.write_now(error_frame(str(exc)))
+        conn.stop()
+        out.write_last(error_frame(str(exc)))
         return 1
 
 

@@ -107,34 +107,35 @@ class FrameSplitter:
         max_len = self.max_len
         append = frames.append
         oappend = offsets.append
+        # The fast paths skip the max_len check, valid only when no 2-byte length can exceed it.
+        fast = max_len >= 0x3FFF
         while pos < n:
-            b0 = buf[pos]
-            if b0 < 0x80:
-                # Fast path: frames under 128 bytes (small points, keepalives).
-                end = pos + 1 + b0
-                if end > n:
-                    break
-                append(buf[pos + 1:end])
-                oappend(base + pos)
-                pos = end
-                continue
-            if pos + 1 < n and buf[pos + 1] < 0x80:
-                # Fast path: frames under 16 KiB, most points.
-                end = pos + 2 + ((b0 & 0x7F) | (buf[pos + 1] << 7))
-                if end > n:
-                    break
-                append(buf[pos + 2:end])
-                oappend(base + pos)
-                pos = end
-                continue
-            length = b0 & 0x7F
-            shift = 7
-            i = pos + 1
+            if fast:
+                b0 = buf[pos]
+                if b0 < 0x80:
+                    # Frames under 128 bytes (small points, keepalives).
+                    end = pos + 1 + b0
+                    if end > n:
+                        break
+                    append(buf[pos + 1:end])
+                    oappend(base + pos)
+                    pos = end
+                    continue
+                if pos + 1 < n and buf[pos + 1] < 0x80:
+                    # Frames under 16 KiB: most points.
+                    end = pos + 2 + ((b0 & 0x7F) | (buf[pos + 1] << 7))
+                    if end > n:
+                        break
+                    append(buf[pos + 2:end])
+                    oappend(base + pos)
+                    pos = end
+                    continue
+            length = 0
+            shift = 0
+            i = pos
             while True:
                 if i >= n:
                     # The varint itself is split across reads.
-                    if i - pos >= _MAX_VARINT_BYTES:
-                        raise ProtocolError("length varint longer than 5 bytes", base + pos)
                     self._tail = buf[pos:]
                     self._base = base + pos
                     return

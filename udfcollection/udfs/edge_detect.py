@@ -152,14 +152,22 @@ equals a number. With several `field` options, any watched field changing counts
         return point.emit(extra)
 
     def process(self, point: Point, state: EdgeState) -> Point | None:
+        stable = state.stable
         if self.single is not None:
             v = point.get(self.single, _MISSING)
             if v is _MISSING:
                 raise PointError(f"watched field {self.single!r} is missing")
+            if stable is not None:
+                # Fast path for the common case, an unchanged value; `same` settles the rest
+                # (int vs float, tolerance, NaN).
+                s = stable[0]
+                if (v == s and type(v) is type(s)) or same(v, s, self.tol):
+                    if state.cand is not None:
+                        state.cand = state.cand_time = state.cand_point = None
+                    return None
             values = [v]
         else:
             values = self._values(point)
-        stable = state.stable
         if stable is None:
             state.stable = values
             state.since = point.time
