@@ -115,6 +115,8 @@ equals a number. With several `field` options, any watched field changing counts
     )
     example_options: ClassVar[dict] = {"field": "value"}
     output_fields = ("previous", "duration")
+    emits = ("the first point of each new state with all its fields, plus `previous` (the value "
+             "before) and `duration` (seconds the previous state lasted)")
     State = EdgeState
     state_version = 1
 
