@@ -202,7 +202,10 @@ def test_parse_cli_option_errors_name_the_option(name, text, words):
 @pytest.mark.parametrize(("value", "type_", "literal"), [
     ("it's", STRING, "'it\\'s'"), (True, "bool", "TRUE"), (False, FLAG, "FALSE"),
     (10, INT, "10"), (10.0, DOUBLE, "10.0"), (0.25, DOUBLE, "0.25"),
-    (90_000_000_000, "duration", "1m30s"), (0, "duration", "0s"),
+    # Kapacitor's lexer reads one integer and one unit per duration token and no exponent in
+    # numbers: `1m30s` and `1e-05` are not TICKscript literals.
+    (90_000_000_000, "duration", "90s"), (0, "duration", "0s"), (1e-05, DOUBLE, "0.00001"),
+    (1_500_000, "duration", "1500u"), (3_600_000_000_000, "duration", "1h"),
 ])
 def test_tick_literal(value, type_, literal):
     assert tick_literal(value, type_) == literal

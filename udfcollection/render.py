@@ -73,19 +73,51 @@ def _tick_call(opt: Option, value) -> str:
     return f".{opt.name}({tick_literal(value, opt.type)})"
 
 
-def example_tick(cls: type[UDF]) -> str:
-    """A runnable example TICKscript for the UDF, from its declaration."""
+def example_calls(cls: type[UDF]) -> list[str]:
+    """The UDF's property methods in the example: `example_options` in order (a repeatable
+    option given a list repeats the call; a flag given a false value is left out), then any
+    required option not among them with its declared example."""
     decl = {o.name: o for o in cls.all_options()}
     calls = []
     for name, value in cls.example_options.items():
         opt = decl[name]
+        if opt.type == FLAG and not value:
+            continue
         values = value if opt.repeatable and isinstance(value, list | tuple) else [value]
         calls.extend(_tick_call(opt, v) for v in values)
     for opt in decl.values():
         if opt.required and opt.name not in cls.example_options:
             calls.append(_tick_call(opt, opt.example))
+    return calls
+
+
+def example_pipeline(cls: type[UDF]) -> list[str]:
+    """The example's source node and UDF node, one call per line: `stream |from()` with the
+    example measurement and grouping for stream UDFs, `batch |query(...)` with period, every and
+    groupBy for batch UDFs."""
     m = cls.example_measurement
     group = ", ".join(f"'{g}'" for g in cls.example_group_by)
+    if cls.wants == BATCH:
+        fields = ", ".join(f'"{f}"' for f in _example_fields(cls)) or "*"
+        lines = [
+            "batch",
+            f"    |query('SELECT {fields} FROM \"telegraf\".\"autogen\".\"{m}\"')",
+            "        .period(5m)",
+            "        .every(5m)",
+        ]
+    else:
+        lines = ["stream", "    |from()", f"        .measurement('{m}')"]
+    if group:
+        lines.append(f"        .groupBy({group})")
+    lines.append(f"    @{cls.name}()")
+    lines += [f"        {c}" for c in example_calls(cls)]
+    return lines
+
+
+def example_tick(cls: type[UDF]) -> str:
+    """A runnable example TICKscript for the UDF, from its declaration: a dbrp line, the
+    pipeline of `example_pipeline`, and an influxDBOut writing to `<measurement>_<name>`."""
+    m = cls.example_measurement
     lines = [
         f"// {cls.name}: {cls.summary}",
         f"// Generated from the UDF's declaration (`kapudf info {cls.name} --tick`); a test keeps",
@@ -93,24 +125,7 @@ def example_tick(cls: type[UDF]) -> str:
         f"{cls.name}`.",
         'dbrp "telegraf"."autogen"',
         "",
-    ]
-    if cls.wants == BATCH:
-        fields = ", ".join(f'"{f}"' for f in _example_fields(cls)) or "*"
-        lines += [
-            "batch",
-            f"    |query('SELECT {fields} FROM \"telegraf\".\"autogen\".\"{m}\"')",
-            "        .period(5m)",
-            "        .every(5m)",
-        ]
-        if group:
-            lines.append(f"        .groupBy({group})")
-    else:
-        lines += ["stream", "    |from()", f"        .measurement('{m}')"]
-        if group:
-            lines.append(f"        .groupBy({group})")
-    lines.append(f"    @{cls.name}()")
-    lines += [f"        {c}" for c in calls]
-    lines += [
+        *example_pipeline(cls),
         "    |influxDBOut()",
         "        .database('telegraf')",
         "        .retentionPolicy('autogen')",
@@ -174,6 +189,27 @@ def conf_document(sections: list[str], header: str = "") -> str:
         out.append(s)
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def catalogue_examples_markdown(classes: list[type[UDF]]) -> str:
+    """Per UDF: a heading, what it emits (the declaration's `emits`), and the example pipeline
+    (the full script is tick_scripts/NAME.tick)."""
+    parts = []
+    for cls in classes:
+        emits = (f"Emits {cls.emits}." if cls.emits
+                 else f"Provides a {cls.provides}; see `kapudf info {cls.name}`.")
+        parts += [
+            f"### {cls.name}",
+            "",
+            f"{cls.summary} {emits} Every option: `kapudf info {cls.name}`; full script: "
+            f"[tick_scripts/{cls.name}.tick](tick_scripts/{cls.name}.tick).",
+            "",
+            "```js",
+            *example_pipeline(cls),
+            "```",
+            "",
+        ]
+    return "\n".join(parts).rstrip("\n")
 
 
 def catalogue_markdown(classes: list[type[UDF]]) -> str:

@@ -129,17 +129,50 @@ def fmt_number(v: float, type_: str) -> str:
 
 
 def tick_literal(value: Any, type_: str) -> str:
-    """The TICKscript literal for a value: 'text', 10, 10.0, TRUE, 10s."""
+    """The TICKscript literal for a value: 'text', 10, 10.0, TRUE, 90s.
+
+    Kapacitor's lexer reads a number as digits with at most one decimal point (no exponent:
+    `1e-05` is not a number there), and a duration as one integer and one unit among u, ms, s,
+    m, h, d, w (no `1m30s`, no `ns`), so doubles are written positionally and durations in the
+    largest unit that divides them. NaN, infinities and sub-microsecond remainders have no
+    TICKscript literal; they are written readably instead."""
     if type_ == STRING:
         return "'" + str(value).replace("'", "\\'") + "'"
     if type_ in (BOOL, FLAG):
         return "TRUE" if value else "FALSE"
     if type_ == DURATION:
-        return format_duration(int(value))
+        return tick_duration(int(value))
     if type_ == DOUBLE:
-        v = float(value)
-        return repr(v) if v != int(v) or abs(v) >= 1e16 else f"{v:.1f}"
+        return tick_double(float(value))
     return str(value)
+
+
+_TICK_DURATION_UNITS = (("d", 86_400_000_000_000), ("h", 3_600_000_000_000),
+                        ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000),
+                        ("u", 1_000))
+
+
+def tick_duration(ns: int) -> str:
+    """A duration as one TICKscript duration token: `90s`, `1500ms`, `2h`."""
+    if ns == 0:
+        return "0s"
+    sign, mag = ("-", -ns) if ns < 0 else ("", ns)
+    for unit, size in _TICK_DURATION_UNITS:
+        if mag % size == 0:
+            return f"{sign}{mag // size}{unit}"
+    return format_duration(ns)
+
+
+def tick_double(v: float) -> str:
+    """A double as a TICKscript number: always with a decimal point, never an exponent."""
+    if v != v or v in (float("inf"), float("-inf")):
+        return repr(v)
+    text = repr(v)
+    if "e" in text or "E" in text:
+        from decimal import Decimal
+
+        text = format(Decimal(text), "f")
+    return text if "." in text else text + ".0"
 
 
 # Options every UDF takes, in addition to its own.

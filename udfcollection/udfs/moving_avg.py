@@ -107,8 +107,8 @@ points."""
     )
     example_options: ClassVar[dict] = {"field": "usage_user", "size": 10, "as": "avg"}
     output_fields = ("avg",)
-    emits = ("one point per input point, with the input's time and tags and the average as its "
-             "only field")
+    emits = ("one point per input point with the input's time and tags and a single field, `avg` "
+             "(the average over the window)")
     State = AverageState
     state_version = 1
 

@@ -77,8 +77,8 @@ them out of the output (logged once per batch with their count), 'pass' emits th
     )
     example_options: ClassVar[dict] = {"field": "usage_user", "scale": 1.5}
     output_fields = ("outlier",)
-    emits = ("one batch per input batch holding only its outliers (or every point with "
-             "outlier 1.0/0.0 in annotate mode)")
+    emits = ("one batch per input batch holding its outliers, unchanged (`mode` 'annotate': "
+             "every point plus `outlier`, 1.0 or 0.0)")
 
     def setup(self) -> None:
         o = self.opts

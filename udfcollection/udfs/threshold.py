@@ -46,8 +46,8 @@ tags and group."""
     )
     example_options: ClassVar[dict] = {"field": "temperature", "low": 20.0, "high": 25.0}
     output_fields = ("anomaly_status",)
-    emits = ("the input points outside the band unchanged (or inside it, or every point with "
-             "anomaly_status 1.0/0.0 in annotate mode)")
+    emits = ("the points outside the band, unchanged (`mode` 'inside': the points inside it; "
+             "'annotate': every point plus `anomaly_status`, 1.0 outside and 0.0 inside)")
 
     @classmethod
     def validate(cls, opts: Options) -> list[str]:
