@@ -3,11 +3,18 @@
 The points go through the real handler (option validation, groups, batches, snapshots, the
 onError policy) and the real framing; only the pipe and the process are left out. Used by
 `kapudf test` and by tests of algorithm behaviour.
+
+The input is first turned into the Request messages Kapacitor would send (`requests_for`):
+points for a stream UDF; for a batch UDF, BeginBatch / points / EndBatch per group, cut into
+windows of point time (`batch_every`, aligned to multiples of the duration since the epoch
+like `.every(...).align()`), into runs of `batch_size` points, or one batch per group. The same
+messages can be sent to a real `kapudf run` process (`udfcollection.wire_run`), so both paths
+see exactly the same input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,12 +76,123 @@ def to_request(p: LPPoint, group_by: Sequence[str], database: str = "",
 
 
 def point_from_pb(pb: udf_pb2.Point) -> LPPoint:
-    fields: dict[str, Any] = {}
-    fields.update(pb.fieldsDouble)
-    fields.update(pb.fieldsInt)
-    fields.update(pb.fieldsString)
-    fields.update(pb.fieldsBool)
-    return LPPoint(pb.name, dict(pb.tags), fields, pb.time)
+    # Converting an empty protobuf map still costs microseconds: skip the empty ones.
+    fields: dict[str, Any] = dict(pb.fieldsDouble) if pb.fieldsDouble else {}
+    if pb.fieldsInt:
+        fields.update(pb.fieldsInt)
+    if pb.fieldsString:
+        fields.update(pb.fieldsString)
+    if pb.fieldsBool:
+        fields.update(pb.fieldsBool)
+    return LPPoint(pb.name, dict(pb.tags) if pb.tags else {}, fields, pb.time)
+
+
+@dataclass
+class InBatch:
+    """One batch as Kapacitor would send it to a batch UDF."""
+
+    name: str
+    group: str
+    tags: dict[str, str]
+    points: list[LPPoint]
+    tmax: int
+
+
+def plan_batches(points: Iterable[LPPoint], group_by: Sequence[str] = (), *,
+                 every: int | None = None, size: int | None = None) -> list[InBatch]:
+    """Cut points into batches per group (groups as TICKscript's groupBy on `group_by` tags).
+
+    - `every` (ns): windows [k*every, (k+1)*every) of point time, aligned to the epoch; only
+      windows holding points become batches, each with `tmax` = the window's end. Batches come
+      in window order, groups in order of first appearance within a window; points in time
+      order.
+    - `size`: runs of `size` consecutive points of one group, in arrival order; a batch goes
+      out when its run is full, a group's last, shorter run at the end; `tmax` = its latest
+      point time.
+    - neither: one batch per group holding all its points, in order of first appearance.
+    """
+    if every is not None and every <= 0:
+        raise ValueError("batch window must be positive")
+    if size is not None and size <= 0:
+        raise ValueError("batch size must be positive")
+    order: dict[str, int] = {}
+    out: list[InBatch] = []
+
+    def new(p: LPPoint, gid: str) -> InBatch:
+        return InBatch(p.name, gid, {k: p.tags.get(k, "") for k in group_by}, [], 0)
+
+    if every is not None:
+        windows: dict[tuple[int, str], InBatch] = {}
+        for p in points:
+            gid = group_id(p.tags, group_by)
+            order.setdefault(gid, len(order))
+            start = p.time - p.time % every
+            b = windows.get((start, gid))
+            if b is None:
+                b = windows[(start, gid)] = new(p, gid)
+                b.tmax = start + every
+            b.points.append(p)
+        for key in sorted(windows, key=lambda k: (k[0], order[k[1]])):
+            b = windows[key]
+            b.points.sort(key=lambda q: q.time)
+            out.append(b)
+        return out
+    open_: dict[str, InBatch] = {}
+    for p in points:
+        gid = group_id(p.tags, group_by)
+        b = open_.get(gid)
+        if b is None:
+            b = open_[gid] = new(p, gid)
+        b.points.append(p)
+        if size is not None and len(b.points) >= size:
+            out.append(open_.pop(gid))
+    out.extend(open_.values())
+    for b in out:
+        b.tmax = max(q.time for q in b.points)
+    return out
+
+
+def stream_requests(points: Iterable[LPPoint], group_by: Sequence[str] = ()
+                    ) -> Iterator[udf_pb2.Request]:
+    for p in points:
+        yield to_request(p, group_by, getattr(p, "database", ""),
+                         getattr(p, "retention_policy", ""))
+
+
+def batch_requests(batches: Iterable[InBatch], group_by: Sequence[str] = ()
+                   ) -> Iterator[udf_pb2.Request]:
+    """BeginBatch, points, EndBatch per batch. Batch points carry only time, group, tags and
+    fields, as Kapacitor sends them."""
+    for b in batches:
+        req = udf_pb2.Request()
+        req.begin.name = b.name
+        req.begin.group = b.group
+        req.begin.tags.update(b.tags)
+        req.begin.size = len(b.points)
+        yield req
+        for p in b.points:
+            r = to_request(p, group_by)
+            r.point.name = ""
+            del r.point.dimensions[:]
+            yield r
+        req = udf_pb2.Request()
+        req.end.name = b.name
+        req.end.group = b.group
+        req.end.tags.update(b.tags)
+        req.end.tmax = b.tmax
+        yield req
+
+
+def requests_for(cls: type[UDF], points: Sequence[LPPoint], group_by: Sequence[str] = (), *,
+                 batch_every: int | None = None, batch_size: int | None = None
+                 ) -> Iterator[udf_pb2.Request]:
+    """The data messages Kapacitor would send `cls` for these points (see the module doc)."""
+    if cls.wants == BATCH:
+        return batch_requests(plan_batches(points, group_by, every=batch_every,
+                                           size=batch_size), group_by)
+    if batch_every is not None or batch_size is not None:
+        raise ValueError(f"{cls.name} takes a stream, not batches")
+    return stream_requests(points, group_by)
 
 
 @dataclass
@@ -99,6 +217,41 @@ def decode_responses(data: bytes) -> list[udf_pb2.Response]:
     return [udf_pb2.Response.FromString(f) for f in frames]
 
 
+class Collector:
+    """Builds an Output from Response messages, as Kapacitor would read them: points of an
+    output batch take the batch's name when they have none and the EndBatch's tags."""
+
+    def __init__(self) -> None:
+        self.output = Output()
+        self._open: tuple[udf_pb2.BeginBatch, list[LPPoint]] | None = None
+
+    def add(self, resp: udf_pb2.Response) -> None:
+        out = self.output
+        kind = resp.WhichOneof("message")
+        if kind == "point":
+            p = point_from_pb(resp.point)
+            if self._open is not None:
+                if not p.name:
+                    p.name = self._open[0].name
+                self._open[1].append(p)
+            out.points.append(p)
+            out.groups[resp.point.group] = out.groups.get(resp.point.group, 0) + 1
+        elif kind == "begin":
+            b = udf_pb2.BeginBatch()
+            b.CopyFrom(resp.begin)
+            self._open = (b, [])
+        elif kind == "end":
+            begin, pts = self._open if self._open else (udf_pb2.BeginBatch(), [])
+            e = udf_pb2.EndBatch()
+            e.CopyFrom(resp.end)
+            for p in pts:
+                p.tags = {**dict(e.tags), **p.tags}
+            out.batches.append((begin, pts, e))
+            self._open = None
+        elif kind == "error":
+            out.errors.append(resp.error.error)
+
+
 class OfflineRunner:
     """One UDF instance fed in-process. Create, then `feed_*`, then `finish()`."""
 
@@ -110,33 +263,42 @@ class OfflineRunner:
         resp = self.handler.init(make_init(options))
         if not resp.init.success:
             raise InitFailed(resp.init.error)
-        self.output = Output()
-        self._open: tuple[udf_pb2.BeginBatch, list[LPPoint]] | None = None
+        self._collector = Collector()
+        self.output = self._collector.output
 
     def feed_point(self, req: udf_pb2.Request) -> None:
         self.handler.point(req, self.writer)
 
     def feed_stream(self, points: Iterable[LPPoint], group_by: Sequence[str] = ()) -> None:
-        for p in points:
-            self.handler.point(to_request(p, group_by), self.writer)
-        self.handler.drain(self.writer)
+        self.feed_requests(stream_requests(points, group_by))
 
     def feed_batch(self, points: list[LPPoint], group_by: Sequence[str] = (),
-                   name: str | None = None) -> None:
-        """One batch (all of `points` must belong to one group)."""
+                   name: str | None = None, tmax: int | None = None) -> None:
+        """One batch (all of `points` must belong to one group); `tmax` defaults to the latest
+        point time."""
         tags = {k: points[0].tags.get(k, "") for k in group_by} if points else {}
         gid = group_id(points[0].tags, group_by) if points else ""
         nm = name if name is not None else (points[0].name if points else "")
-        self.handler.begin_batch(udf_pb2.BeginBatch(name=nm, group=gid, tags=tags,
-                                                    size=len(points)), self.writer)
-        for p in points:
-            req = to_request(p, group_by)
-            # Kapacitor sends batch points without name, database or retention policy.
-            req.point.name = ""
-            self.handler.point(req, self.writer)
-        self.handler.end_batch(udf_pb2.EndBatch(name=nm, group=gid, tags=tags,
-                                                tmax=max((p.time for p in points), default=0)),
-                               self.writer)
+        if tmax is None:
+            tmax = max((p.time for p in points), default=0)
+        self.feed_requests(batch_requests([InBatch(nm, gid, tags, points, tmax)], group_by))
+
+    def feed_requests(self, reqs: Iterable[udf_pb2.Request]) -> None:
+        """Data messages (points, BeginBatch, EndBatch) as Kapacitor would send them."""
+        h, w = self.handler, self.writer
+        for req in reqs:
+            kind = req.WhichOneof("message")
+            if kind == "point":
+                h.point(req, w)
+                continue
+            h.drain(w)
+            if kind == "begin":
+                h.begin_batch(req.begin, w)
+            elif kind == "end":
+                h.end_batch(req.end, w)
+            else:
+                raise ValueError(f"feed_requests takes data messages, not {kind}")
+        h.drain(w)
 
     def snapshot(self) -> bytes:
         self.handler.drain(self.writer)
@@ -149,33 +311,10 @@ class OfflineRunner:
         """Decode everything emitted so far into self.output."""
         self.handler.drain(self.writer)
         self.writer.flush()
-        out = self.output
         for resp in decode_responses(self._capture.data):
-            kind = resp.WhichOneof("message")
-            if kind == "point":
-                p = point_from_pb(resp.point)
-                if self._open is not None:
-                    if not p.name:
-                        p.name = self._open[0].name
-                    self._open[1].append(p)
-                out.points.append(p)
-                out.groups[resp.point.group] = out.groups.get(resp.point.group, 0) + 1
-            elif kind == "begin":
-                b = udf_pb2.BeginBatch()
-                b.CopyFrom(resp.begin)
-                self._open = (b, [])
-            elif kind == "end":
-                begin, pts = self._open if self._open else (udf_pb2.BeginBatch(), [])
-                e = udf_pb2.EndBatch()
-                e.CopyFrom(resp.end)
-                for p in pts:
-                    p.tags = {**dict(e.tags), **p.tags}
-                out.batches.append((begin, pts, e))
-                self._open = None
-            elif kind == "error":
-                out.errors.append(resp.error.error)
+            self._collector.add(resp)
         self._capture.data.clear()
-        return out
+        return self.output
 
     def finish(self) -> Output:
         self.handler.close(self.writer)
@@ -183,16 +322,11 @@ class OfflineRunner:
 
 
 def run(cls: type[UDF], points: Sequence[LPPoint], options: OptionList = (),
-        group_by: Sequence[str] = ()) -> Output:
-    """Run `points` through a fresh instance: as a stream, or for batch UDFs one batch per
-    group (in order of first appearance)."""
+        group_by: Sequence[str] = (), *, batch_every: int | None = None,
+        batch_size: int | None = None) -> Output:
+    """Run `points` through a fresh instance: as a stream, or for batch UDFs in batches cut as
+    `plan_batches` describes (one batch per group, in order of first appearance, by default)."""
     runner = OfflineRunner(cls, options)
-    if cls.wants == BATCH:
-        groups: dict[str, list[LPPoint]] = {}
-        for p in points:
-            groups.setdefault(group_id(p.tags, group_by), []).append(p)
-        for pts in groups.values():
-            runner.feed_batch(pts, group_by)
-    else:
-        runner.feed_stream(points, group_by)
+    runner.feed_requests(requests_for(cls, points, group_by, batch_every=batch_every,
+                                      batch_size=batch_size))
     return runner.finish()
