@@ -114,3 +114,36 @@ def test_comparison_catches_differences() -> None:
     assert compare_outputs([a], [a, b]) is not None
     later = LPPoint("m", {"h": "a"}, {"v": 1.0}, 2)
     assert compare_outputs([a, later], [later, a]) is not None  # order across times matters
+
+
+def _readme_try_commands() -> list[str]:
+    text = (CASES.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("<!-- section: catalogue -->"):
+                   text.index("<!-- /section: catalogue -->")]
+    return [line for line in section.splitlines() if line.startswith("kapudf test ")]
+
+
+def test_readme_lists_a_try_command_per_core_udf():
+    named = {cmd.split()[2] for cmd in _readme_try_commands()}
+    assert {"edge_detect", "moving_avg", "threshold", "outliers"} <= named
+
+
+@pytest.mark.parametrize("command", _readme_try_commands())
+def test_readme_try_command_runs(command):
+    """The README's example commands run as printed, on the bundled examples/*.lp."""
+    import shlex
+
+    from kapudf_testkit import REPO, run_cli
+
+    args = shlex.split(command)[1:]
+    result = run_cli(*args, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    out = [line for line in result.stdout.splitlines() if line]
+    assert out, f"{command}: no output"
+    name = args[1]
+    if name == "edge_detect":  # issue 2's six marked rows
+        assert len(out) == 6
+    if name == "outliers":
+        # db1: 3 21 22 22 22 23 23 23 23 24 24 24 25 25 97, Q1 22, Q3 24, fences 19 and 27;
+        # db2: 60..64, Q1 61, Q3 63, fences 58 and 66: no outlier.
+        assert [line.split()[1] for line in out] == ["iowait=97i", "iowait=3i"]
