@@ -113,10 +113,12 @@ class SocketServer:
         try:
             for name, (path, factory) in self.endpoints.items():
                 self._listeners.append((name, bind_unix(path, self.mode), path, factory))
-                log.info("serving %s on %s", name, path)
         except Exception:
             self._close_listeners()
             raise
+        # Only once every socket is bound: a failed start must not claim to be serving.
+        for name, _sock, path, _factory in self._listeners:
+            log.info("serving %s on %s", name, path)
 
     def stop(self, *_args) -> None:
         self._stop.set()
