@@ -1,0 +1,58 @@
+"""Reading model inputs from points, and what happens to a point whose inputs are unusable.
+
+Features are looked up by field name (`Point.number`: double or int fields), never by the
+order of the point's field maps, which Kapacitor sends in arbitrary order.
+
+A point with a missing or non-numeric input is handled by the task's `onError`:
+
+- `pass` (the ML UDFs' default): the point goes on with its output fields set to their
+  not-evaluated values (0 / empty), so downstream nodes always see the same fields; a warning
+  is logged (rate-limited).
+- `drop`: the point is dropped and logged (rate-limited).
+- `fail`: the task stops, as the stock agent would.
+
+Gated points (outside the conditions under which the model is meaningful) are not errors:
+they are emitted with the not-evaluated outputs and nothing is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from udfcollection.agent.logs import RateLimiter
+from udfcollection.points import Point
+from udfcollection.spec import PointError
+
+
+def input_problem(point: Point, name: str) -> str:
+    """Why `point` has no number in field `name`: missing, or of another type."""
+    kind = point.field_type(name)
+    if kind is None:
+        return f"input field {name!r} is missing"
+    return f"input field {name!r} is a {kind}, not a number"
+
+
+class BadInputPolicy:
+    """Applies the onError policy to points whose model inputs are unusable."""
+
+    def __init__(self, policy: str, log: logging.Logger, udf_name: str):
+        self.policy = policy
+        self.log = log
+        self.udf_name = udf_name
+        self._limiter = RateLimiter()
+
+    def handle(self, point: Point, reason: str, not_evaluated: Mapping[str, Any]
+               ) -> Point | PointError:
+        """The result for this point in a `process_many` list: the point with its
+        not-evaluated outputs (pass), or a PointError for the handler to drop or fail on."""
+        if self.policy != "pass":
+            return PointError(reason)
+        allowed, suppressed = self._limiter.allow(reason[:120])
+        if allowed:
+            more = f" ({suppressed} similar messages suppressed)" if suppressed else ""
+            self.log.warning("point passed on as not evaluated: %s (measurement=%s group=%s "
+                             "time=%d)%s", reason, point.name or "-", point.group or "-",
+                             point.time, more)
+        return point.emit(dict(not_evaluated))

@@ -1,0 +1,168 @@
+"""model: serve your own scikit-learn or CatBoost model, without writing Python."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from udfcollection.points import Point
+from udfcollection.spec import FLAG, STRING, UDF, InitError, Option, Options
+
+
+def _output_kind(model) -> str:
+    """Field type of the prediction: 'double' for a regressor, else by the class labels."""
+    if not model.is_classifier:
+        return "double"
+    classes = model.classes
+    if all(type(c) is bool for c in classes):
+        return "bool"
+    if all(type(c) is int for c in classes):
+        return "int"
+    if all(type(c) in (int, float) for c in classes):
+        return "double"
+    return "string"
+
+
+_EMPTY = {"double": 0.0, "int": 0, "bool": False, "string": ""}
+_CONVERT = {"double": float, "int": int, "bool": bool, "string": str}
+
+
+class ModelUDF(UDF):
+    name = "model"
+    summary = "Serve your own scikit-learn or CatBoost model: one prediction per point."
+    description = """\
+Scores every point with a model you trained yourself, without writing Python: a scikit-learn
+estimator or pipeline saved with pickle or joblib, or a CatBoost model saved with
+`save_model` (.cbm). The model is loaded once, at task start, only from the path given in
+`model`; a missing, unreadable or invalid file fails the task's start with a message naming it.
+
+- Inputs are read by field name (double or int fields): the `feature` options in the model's
+  input order, or by default the model's own feature names (scikit-learn `feature_names_in_`,
+  set when it was fitted on a pandas DataFrame; CatBoost `feature_names_`). A model fitted on a
+  plain matrix has no names: then `feature` is required.
+- Output: the prediction in field `as` (a regressor's value as a float; a classifier's label as
+  a string, int, float or bool like its classes). With `proba`, a classifier also emits each
+  class probability as `<as>_<class>`.
+- Every point is emitted with all its fields and tags. A point missing a feature, or with a
+  string, bool, NaN or infinite value in one, is handled by `onError`: by default ('pass') it
+  goes on with empty outputs (0, '' or FALSE, probabilities 0.0) and a rate-limited warning.
+- All points already received are scored in one model call (vectorised), in order.
+
+Security: unpickling runs code stored in the file, so a pickle must come from someone you
+trust. kapudf refuses a model file (or its directory) that another user can write, naming the
+path and the chmod that fixes it. CatBoost .cbm files hold no code."""
+    example_measurement = "machine"
+    example_group_by = ("machine",)
+    options = (
+        Option("model", STRING,
+               "Path of the model file: scikit-learn pickle/joblib or CatBoost .cbm.",
+               required=True, example="/var/lib/kapudf/model.joblib",
+               check=lambda v: None if v.strip() else "must not be empty"),
+        Option("feature", STRING,
+               "Input field, in the model's input order; repeat for each input. Default: the "
+               "model's own feature names.", repeatable=True, example="temperature"),
+        Option("as", STRING, "Output field for the prediction.", default="prediction",
+               example="prediction", check=lambda v: None if v else "must not be empty"),
+        Option("proba", FLAG,
+               "Also emit each class probability as <as>_<class> (classifiers only)."),
+    )
+    example_options: ClassVar[dict] = {"model": "/var/lib/kapudf/model.joblib"}
+    output_fields = ("prediction",)
+    emits = ("every input point with the model's prediction added (and class probabilities "
+             "with proba)")
+    on_error_default = "pass"
+    heavy = True
+
+    @classmethod
+    def validate(cls, opts: Options) -> list[str]:
+        dup = sorted({f for f in opts.feature if opts.feature.count(f) > 1})
+        if dup:
+            return [f"option feature: {', '.join(map(repr, dup))} given more than once"]
+        return []
+
+    def setup(self) -> None:
+        from udfcollection.ml.inputs import BadInputPolicy
+        from udfcollection.ml.loading import load_model_option
+        from udfcollection.ml.manifest import ModelError
+
+        o = self.opts
+        try:
+            m = load_model_option(o.model, self.log)
+        except ModelError as exc:
+            raise InitError(str(exc)) from None
+        features = list(o.feature) or list(m.feature_names or [])
+        if not features:
+            n = f"its {m.n_features} inputs" if m.n_features else "its inputs"
+            raise InitError(f"model {m.path} has no feature names (it was fitted on a plain "
+                            f"matrix); name {n} in order with .feature('a').feature('b')...")
+        if m.n_features is not None and len(features) != m.n_features:
+            raise InitError(f"model {m.path} takes {m.n_features} inputs, but "
+                            f"{len(features)} feature(s) were given: {', '.join(features)}")
+        if o.proba and not m.has_proba:
+            raise InitError(f"option proba: model {m.path} is a {m.describe()} without class "
+                            "probabilities")
+        self.model = m
+        self.features = features
+        self.kind = _output_kind(m)
+        self.convert = _CONVERT[self.kind]
+        self.out = o.as_
+        self.proba_fields = ([f"{o.as_}_{c}" for c in m.classes] if o.proba else [])
+        self.not_evaluated: dict[str, Any] = {self.out: _EMPTY[self.kind]}
+        for f in self.proba_fields:
+            self.not_evaluated[f] = 0.0
+        self.bad = BadInputPolicy(o.on_error, self.log, self.name)
+        self.log.info("model %s (%s), features: %s", m.path, m.describe(), ", ".join(features))
+
+    def process(self, point: Point, state: None) -> Point:
+        """One point alone (the handler normally uses process_many)."""
+        out = self.process_many([point], [state])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def process_many(self, points: list[Point], states: list) -> list:
+        """All points already read, in order, scored in one model call."""
+        import numpy as np
+
+        from udfcollection.ml.inputs import input_problem
+
+        names = self.features
+        rows: list[list[float]] = []
+        plan: list[Any] = []
+        inf = float("inf")
+        for p in points:
+            row = []
+            problem = None
+            for name in names:
+                v = p.number(name)
+                if v is None:
+                    problem = input_problem(p, name)
+                    break
+                if v != v or v == inf or v == -inf:
+                    problem = f"input field {name!r} is {v}, not a finite number"
+                    break
+                row.append(v)
+            if problem is None:
+                plan.append(len(rows))
+                rows.append(row)
+            else:
+                plan.append(problem)
+        preds: list = []
+        probas: list = []
+        if rows:
+            X = np.asarray(rows, dtype=float)
+            preds = self.model.predict(X).tolist()
+            if self.proba_fields:
+                probas = self.model.predict_proba(X).tolist()
+        convert = self.convert
+        out_name = self.out
+        pf = self.proba_fields
+        results: list = []
+        for p, step in zip(points, plan, strict=True):
+            if step.__class__ is str:
+                results.append(self.bad.handle(p, step, self.not_evaluated))
+                continue
+            fields: dict[str, Any] = {out_name: convert(preds[step])}
+            if pf:
+                fields.update(zip(pf, probas[step], strict=True))
+            results.append(p.emit(fields))
+        return results

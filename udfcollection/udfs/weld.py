@@ -1,0 +1,166 @@
+"""weld: classify welding sensor readings as a good weld or one of eleven defect kinds."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from udfcollection.points import Point
+from udfcollection.spec import DOUBLE, STRING, UDF, InitError, Option
+
+FEATURES = ("Pressure", "CO2 Weld Flow", "Feed", "Primary Weld Current", "Wire Consumed",
+            "Secondary Weld Voltage")
+CURRENT = "Primary Weld Current"
+NOT_EVALUATED: dict[str, Any] = {"defect_probability": 0.0, "weld_class": "",
+                                 "anomaly_status": 0.0}
+
+
+def good_class(classes: list, declared: str | None = None) -> Any:
+    """The class label meaning a good weld: the manifest's `good_class` for the shipped model,
+    else the one label starting with 'good' (case-insensitive)."""
+    if declared is not None and declared in classes:
+        return declared
+    goods = [c for c in classes if str(c).strip().lower().startswith("good")]
+    if len(goods) != 1:
+        return None
+    return goods[0]
+
+
+class Weld(UDF):
+    name = "weld"
+    summary = "Score welding sensor readings: defect probability and most likely defect kind."
+    description = """\
+Scores each reading of a welding cell (MIG/MAG sensors: `Pressure`, `CO2 Weld Flow`, `Feed`,
+`Primary Weld Current`, `Wire Consumed`, `Secondary Weld Voltage`) with a multiclass CatBoost
+model that knows a good weld and eleven defect kinds: burnthrough, crater cracks, excessive
+convexity, excessive penetration, lack of fusion, overlap, two kinds of porosity with excessive
+penetration, spatter, undercut and warping.
+
+- Only readings while welding are evaluated: `Primary Weld Current` > `minCurrent`. Others
+  (the torch idling) are emitted with `defect_probability` 0.0, `weld_class` '' and
+  `anomaly_status` 0.0. This is not an error.
+- Evaluated readings get `defect_probability` = 1 - P(good weld), `weld_class` = the most
+  likely class name (e.g. 'good_weld', 'porosity_w_ep'), and `anomaly_status` 1.0 when
+  `defect_probability` > `threshold`, else 0.0.
+- Features are looked up by field name (double or int fields). A reading missing one, or with
+  a string, bool or NaN in one, is handled by `onError`: by default ('pass') it goes on with
+  the not-evaluated outputs and a rate-limited warning.
+- Every reading is emitted with all its fields and tags; stateless, so grouping does not matter.
+- All readings already received are scored in one model call.
+
+The shipped model's held-out accuracy, good-weld false-positive rate and defect recall are in
+models/manifest.json and the README. Give your own CatBoost .cbm or scikit-learn classifier
+with `model` (its classes must include exactly one whose name starts with 'good'; its own
+feature names are used when it has them); retrain with `kapudf train weld --data DIR`."""
+    example_measurement = "weld_sensors"
+    example_group_by = ("station",)
+    options = (
+        Option("minCurrent", DOUBLE,
+               "Readings with Primary Weld Current at or below this are not evaluated (idle).",
+               default=50.0, example=50.0),
+        Option("threshold", DOUBLE,
+               "anomaly_status is 1.0 when defect_probability is above this.",
+               default=0.5, min=0.0, max=1.0, example=0.5),
+        Option("model", STRING,
+               "Path of your own classifier (CatBoost .cbm, or scikit-learn pickle/joblib); "
+               "'' uses the shipped model. A pickle runs code when loaded: the file must not "
+               "be writable by other users.", default="", example="/var/lib/kapudf/weld.cbm"),
+    )
+    example_options: ClassVar[dict] = {"threshold": 0.5}
+    output_fields = ("defect_probability", "weld_class", "anomaly_status")
+    emits = ("every input point with defect_probability, weld_class and anomaly_status (1.0 "
+             "for a likely defect) added")
+    on_error_default = "pass"
+    heavy = True
+
+    def setup(self) -> None:
+        from udfcollection.ml.inputs import BadInputPolicy
+        from udfcollection.ml.loading import load_model_option, load_shipped
+        from udfcollection.ml.manifest import ModelError
+
+        o = self.opts
+        try:
+            m = load_model_option(o.model, self.log) if o.model else load_shipped("weld", self.log)
+        except ModelError as exc:
+            raise InitError(str(exc)) from None
+        if not m.has_proba:
+            raise InitError(f"model {m.path} is a {m.describe()} without class probabilities; "
+                            "weld needs a classifier with predict_proba")
+        self.good = good_class(m.classes, m.entry.get("good_class"))
+        if self.good is None:
+            raise InitError(f"model {m.path}: cannot tell which class is a good weld; its "
+                            f"classes are {', '.join(map(str, m.classes))} (exactly one must "
+                            "start with 'good')")
+        self.features: tuple[str, ...] = tuple(m.feature_names or FEATURES)
+        if m.n_features is not None and m.n_features != len(self.features):
+            raise InitError(f"model {m.path} takes {m.n_features} inputs but has no feature "
+                            f"names; weld feeds the {len(FEATURES)} standard ones: "
+                            + ", ".join(FEATURES))
+        if CURRENT not in self.features:
+            self.features = (*self.features, CURRENT)  # the gate needs it even if the model not
+        self.model = m
+        self.n_model_features = m.n_features or len(FEATURES)
+        self.good_index = m.classes.index(self.good)
+        self.class_names = [str(c) for c in m.classes]
+        self.bad = BadInputPolicy(o.on_error, self.log, self.name)
+        self.log.info("weld model: %s (%s), features: %s", m.path, m.describe(),
+                      ", ".join(self.features[: self.n_model_features]))
+
+    def process(self, point: Point, state: None) -> Point:
+        """One point alone (the handler normally uses process_many)."""
+        out = self.process_many([point], [state])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def process_many(self, points: list[Point], states: list) -> list:
+        """All points already read, in order, scored in one model call."""
+        import numpy as np
+
+        from udfcollection.ml.inputs import input_problem
+
+        min_current = self.opts.min_current
+        names = self.features
+        n_model = self.n_model_features
+        rows: list[list[float]] = []
+        plan: list[Any] = []  # per point: row index, False when gated, or a problem text
+        for p in points:
+            current = p.number(CURRENT)
+            if current is None:
+                plan.append(input_problem(p, CURRENT))
+                continue
+            if not current > min_current:  # NaN current: not welding as far as we can tell
+                plan.append(False)
+                continue
+            row = []
+            problem = None
+            for name in names[:n_model]:
+                v = p.number(name)
+                if v is None:
+                    problem = input_problem(p, name)
+                    break
+                if v != v or v in (float("inf"), float("-inf")):
+                    problem = f"input field {name!r} is {v}, not a finite number"
+                    break
+                row.append(v)
+            if problem is not None:
+                plan.append(problem)
+            else:
+                plan.append(len(rows))
+                rows.append(row)
+        proba = (self.model.predict_proba(np.asarray(rows, dtype=float)) if rows
+                 else np.zeros((0, len(self.class_names))))
+        defect = np.clip(1.0 - proba[:, self.good_index], 0.0, 1.0).tolist()
+        best = proba.argmax(axis=1).tolist()
+        threshold = self.opts.threshold
+        classes = self.class_names
+        results: list = []
+        for p, step in zip(points, plan, strict=True):
+            if step is False:
+                results.append(p.emit(NOT_EVALUATED))
+            elif step.__class__ is str:
+                results.append(self.bad.handle(p, step, NOT_EVALUATED))
+            else:
+                d = defect[step]
+                results.append(p.emit({"defect_probability": d, "weld_class": classes[best[step]],
+                                       "anomaly_status": 1.0 if d > threshold else 0.0}))
+        return results
