@@ -87,6 +87,8 @@ def decode_snapshot(data: bytes, udf_name: str, state_version: int,
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"not a kapudf snapshot (invalid JSON: {exc})") from None
+    except RecursionError:
+        raise SnapshotError("not a kapudf snapshot (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotError("not a kapudf snapshot (no format marker)")
     if doc.get("version") != SNAPSHOT_VERSION:
@@ -110,6 +112,9 @@ def decode_snapshot(data: bytes, udf_name: str, state_version: int,
             raise SnapshotError(f"snapshot group entry {i} is malformed")
         try:
             out.append((entry[0], from_json(entry[1])))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise SnapshotError(f"snapshot group {entry[0]!r}: {exc}") from None
+        except Exception as exc:
+            # Whatever a UDF's from_json trips over (a protobuf DecodeError, a bad base64, ...)
+            # means this snapshot cannot be used; it must never fail the restore.
+            raise SnapshotError(f"snapshot group {entry[0]!r}: {type(exc).__name__}: "
+                                f"{exc}") from None
     return out

@@ -163,6 +163,8 @@ class UDFHandler(Handler):
             items = decode_snapshot(req.snapshot, self.cls.name, self.cls.state_version,
                                     self.State.from_json)
         except SnapshotError as exc:
+            # A restore replaces all state: a failed one leaves none, not the previous state.
+            self.groups.clear()
             self.log.warning("cannot restore snapshot (%s): starting with fresh state", exc)
             return resp
         self.groups.load(items)

@@ -37,18 +37,39 @@ class EdgeState(UDFState):
 
     @classmethod
     def from_json(cls, data: Any) -> EdgeState:
+        """Rebuild a group's state, checking every field: a snapshot that passed here can
+        never make a later point fail (anything else is reported and the task starts fresh)."""
         if not isinstance(data, dict):
             raise ValueError("group state is not an object")
-        cp = data.get("cand_point")
+        unknown = set(data) - {"stable", "since", "cand", "cand_time", "cand_point"}
+        if unknown:
+            raise ValueError(f"unknown state field(s) {sorted(unknown)}")
+        stable, cand = data.get("stable"), data.get("cand")
+        since, cand_time, cp = data.get("since"), data.get("cand_time"), data.get("cand_point")
+        for key, v in (("stable", stable), ("cand", cand)):
+            if v is not None and not (isinstance(v, list) and v and all(
+                    type(x) in _SCALARS for x in v)):
+                raise ValueError(f"{key} is not a list of field values")
+        for key, v in (("since", since), ("cand_time", cand_time)):
+            if v is not None and type(v) is not int:
+                raise ValueError(f"{key} is not a time in integer nanoseconds")
+        if stable is None and cand is not None:
+            raise ValueError("a held value without a current state")
         point = None
-        if cp is not None:
-            req = udf_pb2.Request.FromString(base64.b64decode(cp))
+        if cand is None:
+            if cand_time is not None or cp is not None:
+                raise ValueError("cand_time/cand_point without a held value")
+        else:
+            if cand_time is None or not isinstance(cp, str):
+                raise ValueError("a held value needs cand_time and cand_point")
+            req = udf_pb2.Request.FromString(base64.b64decode(cp, validate=True))
+            if req.WhichOneof("message") != "point":
+                raise ValueError("cand_point does not hold a point")
             point = Point(req.point, req)
-        for key in ("stable", "cand"):
-            if data.get(key) is not None and not isinstance(data[key], list):
-                raise ValueError(f"{key} is not a list")
-        return cls(stable=data.get("stable"), since=data.get("since"), cand=data.get("cand"),
-                   cand_time=data.get("cand_time"), cand_point=point)
+        return cls(stable=stable, since=since, cand=cand, cand_time=cand_time, cand_point=point)
+
+
+_SCALARS = (str, int, float, bool)
 
 
 def _is_num(v: Any) -> bool:
@@ -159,7 +180,7 @@ equals a number. With several `field` options, any watched field changing counts
             v = point.get(self.single, _MISSING)
             if v is _MISSING:
                 raise PointError(f"watched field {self.single!r} is missing")
-            if stable is not None:
+            if stable is not None and len(stable) == 1:
                 # Fast path for the common case, an unchanged value; `same` settles the rest
                 # (int vs float, tolerance, NaN).
                 s = stable[0]
@@ -170,9 +191,12 @@ equals a number. With several `field` options, any watched field changing counts
             values = [v]
         else:
             values = self._values(point)
-        if stable is None:
+        if stable is None or len(stable) != len(values):
+            # The group's first point; or state restored from a task that watched a different
+            # number of fields, which cannot be compared and is started over.
             state.stable = values
             state.since = point.time
+            state.cand = state.cand_time = state.cand_point = None
             return point.emit({}) if self.opts.emit_first else None
         if self._same(values, stable):
             # Back to (or still in) the current state: any held flap is dropped.
@@ -185,7 +209,7 @@ equals a number. With several `field` options, any watched field changing counts
             state.since = point.time
             return out
         cand = state.cand
-        if cand is None or not self._same(values, cand):
+        if cand is None or len(cand) != len(values) or not self._same(values, cand):
             # A (different) new value starts being held. Keep a copy of its first point.
             state.cand = values
             state.cand_time = point.time
