@@ -23,7 +23,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineUsageError(click.ClickException):
+    """A usage error shown as the one line `Error: ...` (exit 2). Click would print the usage
+    block first, which buries the message, and systemd or Kapacitor logs take each line as its
+    own entry."""
+
+    exit_code = 2
+
+
+_PARSE_ERRORS = (click.MissingParameter, click.NoSuchOption, click.BadOptionUsage,
+                 click.BadArgumentUsage)
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            msg = exc.format_message()
+            if isinstance(exc, _PARSE_ERRORS) and exc.ctx is not None:
+                msg += f" (see '{exc.ctx.command_path} --help')"
+            raise OneLineUsageError(msg) from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [n for n, (mod, _) in COMMANDS.items() if importlib.util.find_spec(mod)]
 
