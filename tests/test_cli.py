@@ -194,6 +194,9 @@ def test_unreadable_file(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00 not text")
     one_line_error(run_cli("test", "edge_detect", "--input", str(binary),
                            "-o", "field=value"), "binary.lp")
+
+
+def test_file_without_read_permission(tmp_path):
     locked = tmp_path / "locked.lp"
     locked.write_text("m v=1 1\n")
     locked.chmod(0)
