@@ -249,3 +249,13 @@ def test_unknown_udf_is_a_usage_error_and_binds_nothing(serve, sockdir):
     assert srv.proc.wait(timeout=30) == 2
     assert "unknown UDF 'no_such_udf'" in srv.stderr() and "Traceback" not in srv.stderr()
     assert not list(sockdir.glob("*.sock"))
+
+
+def test_udf_given_by_import_path_is_served_under_its_declared_name(serve):
+    # `kapudf conf --socket-dir DIR mypkg.mod:Class` writes DIR/<declared name>.sock.
+    srv = serve("kapudf_test_udfs:Counter")
+    srv.wait_ready("test_counter")
+    with SocketClient(srv.path("test_counter")) as c:
+        assert c.request(init_request([("field", [("string", "v")])])).init.success
+        c.send(point_request(1, {"v": 2.5}))
+        assert c.recv().point.fieldsDouble["sum"] == 2.5

@@ -41,8 +41,10 @@ def serve_command(names: tuple[str, ...], socket_dir: str, mode: int,
     endpoints = {}
     for name in names:
         cls = load_udf(name)
-        endpoints[name] = (Path(socket_dir) / f"{name}.sock",
-                           lambda cls=cls: UDFHandler(cls))
+        # Named by the UDF's declared name, as `kapudf conf --socket-dir` writes it, also when
+        # it was given as an import path (`mypkg.mod:MyUDF` -> DIR/my_udf.sock).
+        endpoints[cls.name] = (Path(socket_dir) / f"{cls.name}.sock",
+                               lambda cls=cls: UDFHandler(cls))
     server = SocketServer(endpoints, mode=mode, drain_timeout=drain_timeout)
     try:
         server.bind()
