@@ -122,42 +122,57 @@ points."""
         self.out: str = o.as_
         self.size: int | None = o.size
         self.period: int | None = o.period
+        self.resum_every = max(_RESUM_MIN, self.size or 0)
         if self.period is not None:
             self.process = self._process_period  # type: ignore[method-assign]
 
     def _value(self, point: Point) -> float:
         v = point.number(self.field)
+        if v is None or v - v != 0.0:  # v - v is NaN for NaN and +-inf
+            self._reject(point, v)
+        return v
+
+    def _reject(self, point: Point, v: float | None) -> None:
         if v is None:
             kind = point.field_type(self.field)
             if kind is None:
                 raise PointError(f"field {self.field!r} is missing")
             raise PointError(f"field {self.field!r} is a {kind}, expected a number")
-        if v - v != 0.0:  # NaN or +-inf (inf - inf is NaN)
-            raise PointError(f"field {self.field!r} is {v}, not averaged")
-        return v
+        raise PointError(f"field {self.field!r} is {v}, not averaged")
+
+    def _refit(self, state: AverageState) -> None:
+        """Make a restored window fit this task: a period-mode window starts over, a window
+        longer than `size` keeps its newest `size` - 1 values (one is about to be added)."""
+        if state.times:
+            state.values.clear()
+            state.times.clear()
+        while len(state.values) >= self.size:
+            state.values.popleft()
+        state.resum()
 
     def process(self, point: Point, state: AverageState) -> Point:
-        v = self._value(point)
+        # The hot path of the catalogue's busiest UDF: kept flat on purpose.
+        v = point.number(self.field)
+        if v is None or v - v != 0.0:  # v - v is NaN for NaN and +-inf
+            self._reject(point, v)
         values = state.values
-        if state.times:  # window from a period-mode snapshot: start over
-            values.clear()
-            state.times.clear()
-            state.resum()
-        values.append(v)
-        s, c = state.total, state.comp
-        t = s + v
-        c += (s - t) + v if abs(s) >= abs(v) else (v - t) + s
-        s = t
         size = self.size
-        while len(values) > size:
+        if state.times or len(values) > size:
+            self._refit(state)
+        values.append(v)
+        s = state.total
+        t = s + v
+        c = state.comp + ((s - t) + v if abs(s) >= abs(v) else (v - t) + s)
+        if len(values) > size:
             x = -values.popleft()
+            s = t
             t = s + x
             c += (s - t) + x if abs(s) >= abs(x) else (x - t) + s
-            s = t
-        state.total, state.comp = s, c
-        state.added += 1
-        if state.added >= _RESUM_MIN and state.added >= len(values):
+        added = state.added + 1
+        if added >= self.resum_every:
             state.resum()
+        else:
+            state.total, state.comp, state.added = t, c, added
         return point.emit({self.out: (state.total + state.comp) / len(values)},
                           keep_fields=False)
 
