@@ -1,6 +1,6 @@
 """`python -m udfcollection` is the same as the `kapudf` command."""
 
-from udfcollection.cli import main
+from udfcollection.entry import main
 
 if __name__ == "__main__":
     main()

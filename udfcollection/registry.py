@@ -5,7 +5,7 @@ the `udfcollection.udfs` entry-point group."""
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
+import importlib.util
 
 from udfcollection.spec import UDF
 
@@ -35,6 +35,9 @@ class UnknownUDF(LookupError):
 
 
 def _plugins() -> dict[str, str]:
+    # Imported here: importlib.metadata costs ~20 ms, and built-ins never need it.
+    from importlib import metadata
+
     try:
         eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
     except Exception:  # pragma: no cover - broken metadata must not break built-ins

@@ -79,7 +79,7 @@ def serve(conn: Connection, handler: Handler) -> int:
             point = handler.point
             for i in range(len(frames)):
                 body = frames[i]
-                if body[:2] == _POINT_TAG:
+                if body.startswith(_POINT_TAG):
                     try:
                         req = parse(body)
                     except DecodeError:
