@@ -99,3 +99,63 @@ def test_info_request_round_trips_for_test_udf():
     with WireClient.for_udf("kapudf_test_udfs:TopN", env=support_env()) as c:
         resp = c.request(info_request())
         assert resp.info.wants == resp.info.provides == 1  # BATCH
+
+
+# --- the README's "Writing a UDF" example is real --------------------------------------
+
+def _readme_blocks() -> tuple[str, str]:
+    from kapudf_testkit import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    dev = text[text.index("<!-- section: development -->"):
+               text.index("<!-- /section: development -->")]
+    example = dev[dev.index("<!-- dev-example -->"):dev.index("<!-- /dev-example -->")]
+    module = example.split("```python\n", 1)[1].split("```", 1)[0]
+    wire_snippet = dev.split("```python\nfrom udfcollection.testing import WireClient", 1)[1]
+    wire_snippet = "from udfcollection.testing import WireClient" + wire_snippet.split("```")[0]
+    return module, wire_snippet
+
+
+@pytest.fixture
+def readme_udf(tmp_path, monkeypatch):
+    module, _ = _readme_blocks()
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "rate.py").write_text(module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    import importlib
+
+    yield importlib.import_module("mypkg.rate")
+    for name in ("mypkg.rate", "mypkg"):
+        sys.modules.pop(name, None)
+
+
+def test_readme_example_udf_conforms(readme_udf):
+    pts = [LPPoint("net", {"host": h}, {"bytes_recv": b}, t * 10**9)
+           for t, h, b in [(0, "a", 0), (0, "b", 50), (2, "a", 300), (3, "b", 80),
+                           (4, "a", 700), (5, "b", 80)]]
+    report = check_udf(readme_udf.Rate, pts, {"field": "bytes_recv"}, ("host",))
+    assert report.passed == list(CHECKS) and report.target == "mypkg.rate:Rate"
+    assert report.output_count == 4  # every point but the first of each host
+
+
+def test_readme_example_udf_computes_rates(readme_udf, tmp_path):
+    from kapudf_testkit import run_cli
+
+    lp = tmp_path / "net.lp"
+    lp.write_text("net,host=a bytes_recv=0i 0\nnet,host=a bytes_recv=300i 2000000000\n"
+                  "net,host=a bytes_recv=700i 4000000000\n")
+    proc = run_cli("test", "mypkg.rate:Rate", "--input", str(lp), "-o", "field=bytes_recv",
+                   "-o", "scale=8.0", "--group-by", "host", env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    # (300 - 0) B / 2 s * 8 = 1200 bit/s; (700 - 300) / 2 * 8 = 1600.
+    rates = [float(ln.split("rate=")[1].split(",")[0].split(" ")[0])
+             for ln in proc.stdout.splitlines()]
+    assert rates == [1200.0, 1600.0]
+
+
+def test_readme_wire_snippet_runs(readme_udf):
+    _, snippet = _readme_blocks()
+    exec(compile(snippet, "README.md", "exec"), {})
