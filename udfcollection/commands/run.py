@@ -27,7 +27,8 @@ def run_command(name: str, script_args: tuple[str, ...], strict: bool) -> None:
         except ImportError:
             raise click.UsageError("running agent scripts is not available in this "
                                    "install") from None
-        sys.exit(run_script(name, list(script_args), strict=strict))
+        args, strict = _take_strict(list(script_args), strict)
+        sys.exit(run_script(name, args, strict=strict))
     if script_args:
         raise click.UsageError(f"unexpected arguments after {name}: {' '.join(script_args)}")
     from udfcollection.agent.stdio import claim_stdout, run_stdio
@@ -38,3 +39,17 @@ def run_command(name: str, script_args: tuple[str, ...], strict: bool) -> None:
     proto_fd = claim_stdout()
     cls = load_udf(name)
     sys.exit(run_stdio(UDFHandler(cls), proto_fd))
+
+
+def _take_strict(args: list[str], strict: bool) -> tuple[list[str], bool]:
+    """`--strict` may also follow the script path (`kapudf run script.py ARGS --strict`); a
+    literal `--` ends kapudf's options, so `-- --strict` passes `--strict` to the script."""
+    if "--" in args:
+        i = args.index("--")
+        head, tail = args[:i], args[i + 1:]
+    else:
+        head, tail = args, []
+    if "--strict" in head:
+        head = [a for a in head if a != "--strict"]
+        strict = True
+    return head + tail, strict
