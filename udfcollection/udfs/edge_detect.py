@@ -112,9 +112,9 @@ equals a number. With several `field` options, any watched field changing counts
 - The emitted point keeps all its fields and tags and gains `previousAs` (the previous value)
   and `durationAs` (seconds the previous state lasted).
 - A point missing a watched field is handled by `onError` (default: dropped and logged) and
-  does not change the state. NaN is a value like any
-  other and equals NaN. Out-of-order points are compared in arrival order; `durationAs` may
-  then be negative.
+  does not change the state. NaN, +inf, -inf and the empty string are values like any
+  other (NaN equals NaN). Out-of-order points are compared in arrival order; `durationAs` may
+  then be negative; a repeated point (same time and value) is no change.
 - State (per group) survives snapshot/restore."""
     example_measurement = "adsl_connection"
     example_group_by = ("host",)
