@@ -320,6 +320,17 @@ class OfflineRunner:
         self.handler.close(self.writer)
         return self.collect()
 
+    def stop_with_error(self, text: str) -> Output:
+        """End the run as the agent does after a FatalError (onError 'fail'): what was emitted
+        so far, then one ErrorResponse carrying `text`, then nothing more."""
+        from udfcollection.agent.runtime import error_frame
+
+        self.writer.write_last(error_frame(text))
+        for resp in decode_responses(self._capture.data):
+            self._collector.add(resp)
+        self._capture.data.clear()
+        return self.output
+
 
 def run(cls: type[UDF], points: Sequence[LPPoint], options: OptionList = (),
         group_by: Sequence[str] = (), *, batch_every: int | None = None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from udfcollection.lineprotocol import LPPoint
@@ -27,7 +28,8 @@ MAX_PANELS = 6
 ANOMALY_FIELDS = ("anomaly_status", "outlier", "anomaly", "is_anomaly")
 WIND_FIELDS = ("expected_power", "power_error", "anomaly_status")
 LEVEL_NAMES = {0.3: "LOW", 0.6: "MEDIUM", 1.0: "HIGH"}
-LEVEL_COLOURS = ("#f2c500", "#f07f09", "#d62728", "#7b1fa2", "#1b5e20")
+LEVEL_COLOURS = {0.3: "#f2c500", 0.6: "#f07f09", 1.0: "#d62728"}
+OTHER_LEVEL_COLOURS = ("#7b1fa2", "#1b5e20", "#795548", "#e377c2")
 INPUT_COLOUR = "#1f77b4"
 EMIT_COLOUR = "#ff7f0e"
 ANOMALY_COLOUR = "#d62728"
@@ -191,6 +193,7 @@ def _series_figure(run: RunInfo, inputs: Sequence[LPPoint], outputs: Sequence[LP
     if not shown:
         axes[0].text(0.5, 0.5, "no input points", ha="center", va="center",
                      transform=axes[0].transAxes)
+    axes[-1].set_xlabel("time (UTC)", fontsize=8)
     return fig
 
 
@@ -227,7 +230,8 @@ def _series_panel(ax, fname: str, pin: list[LPPoint], pout: list[LPPoint],
         if many:
             ax.plot(xs, ys, ".", color=INPUT_COLOUR, ms=2, label=label, zorder=2)
         elif numeric:
-            ax.plot(xs, ys, color=colour, lw=1.0, label=label, zorder=2)
+            gt, gy = _break_gaps([t for t, _ in pts], ys)
+            ax.plot(_times(gt), gy, color=colour, lw=1.0, label=label, zorder=2)
             if len(rows) <= 400:
                 ax.plot(xs, ys, "o", color=colour, ms=2.5, zorder=2)
         else:
@@ -273,16 +277,34 @@ def _series_panel(ax, fname: str, pin: list[LPPoint], pout: list[LPPoint],
                     label=f"{f} (output)", zorder=3)
             k += 1
     _date_axis(ax)
-    ax.set_xlabel("time (UTC)", fontsize=8)
     ax.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
-    if every_point and not bad:
+    if (every_point and not bad) or not pout:
         labels.append(f"{len(pout)} of {len(pin)} points emitted")
         from matplotlib.lines import Line2D
 
         handles.append(Line2D([], [], ls="none"))
     ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0),
               borderaxespad=0)
+
+
+def _break_gaps(ts: list[int], ys: list[float]) -> tuple[list[int], list[float]]:
+    """Insert a NaN where the time step is over 5 times the median step, so a line does not
+    draw a straight ramp across missing data."""
+    if len(ts) < 3:
+        return ts, ys
+    steps = sorted(b - a for a, b in pairwise(ts) if b > a)
+    if not steps:
+        return ts, ys
+    limit = 5 * steps[len(steps) // 2]
+    out_t, out_y = [ts[0]], [ys[0]]
+    for i in range(1, len(ts)):
+        if ts[i] - ts[i - 1] > limit:
+            out_t.append((ts[i] + ts[i - 1]) // 2)
+            out_y.append(math.nan)
+        out_t.append(ts[i])
+        out_y.append(ys[i])
+    return out_t, out_y
 
 
 def _series_key(p: LPPoint) -> str:
@@ -308,6 +330,16 @@ def _is_wind(run: RunInfo, outputs: Sequence[LPPoint]) -> bool:
     if "speedField" not in run.options or "powerField" not in run.options:
         return False
     return any(all(f in p.fields for f in WIND_FIELDS) for p in outputs[:100])
+
+
+def _level_colour(v: float, levels: list[float]) -> str:
+    """Fixed colours for wind_turbine's LOW/MEDIUM/HIGH, whichever of them occur; others in
+    turn."""
+    for k, colour in LEVEL_COLOURS.items():
+        if abs(v - k) < 1e-9:
+            return colour
+    others = [x for x in levels if all(abs(x - k) >= 1e-9 for k in LEVEL_COLOURS)]
+    return OTHER_LEVEL_COLOURS[others.index(v) % len(OTHER_LEVEL_COLOURS)]
 
 
 def _level_name(v: float) -> str:
@@ -367,7 +399,7 @@ def _wind_panels(ax_curve, ax_time, gid: str, speed_f: str, power_f: str,
     for i, lv in enumerate(levels):
         sel = [r for r in rows if r[3] == lv]
         ax_curve.scatter([r[1] for r in sel], [r[2] for r in sel], s=16,
-                         c=LEVEL_COLOURS[i % len(LEVEL_COLOURS)], edgecolors="black",
+                         c=_level_colour(lv, levels), edgecolors="black",
                          linewidths=0.3, label=f"{_level_name(lv)} ({len(sel):,})",
                          zorder=3 + i)
     curve = sorted((r[1], r[4]) for r in rows if r[5] and not math.isnan(r[1]))
@@ -382,12 +414,13 @@ def _wind_panels(ax_curve, ax_time, gid: str, speed_f: str, power_f: str,
 
     rows.sort(key=lambda r: r[0])
     dense = len(rows) > 2000
-    ax_time.plot(_times([r[0] for r in rows]), [r[2] for r in rows], "-", color=INPUT_COLOUR,
+    gt, gy = _break_gaps([r[0] for r in rows], [r[2] for r in rows])
+    ax_time.plot(_times(gt), gy, "-", color=INPUT_COLOUR,
                  lw=0.3 if dense else 0.8, alpha=0.35 if dense else 0.8, label=f"{power_f}")
-    for i, lv in enumerate(levels):
+    for lv in levels:
         sel = [r for r in rows if r[3] == lv]
         ax_time.plot(_times([r[0] for r in sel]), [r[2] for r in sel], "o",
-                     color=LEVEL_COLOURS[i % len(LEVEL_COLOURS)], mec="black", mew=0.3, ms=4,
+                     color=_level_colour(lv, levels), mec="black", mew=0.3, ms=4,
                      label=_level_name(lv))
     ax_time.set_ylabel(f"power: {power_f}")
     ax_time.set_xlabel("time (UTC)", fontsize=8)

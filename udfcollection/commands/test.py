@@ -224,9 +224,14 @@ def test_command(name: str, input_path: str, input_format: str | None,
             except ProcessFailed as exc:
                 raise click.ClickException(str(exc)) from None
         else:
+            from udfcollection.agent.runtime import FatalError
+
             runner = offline.OfflineRunner(cls, opts)
-            runner.feed_requests(reqs)
-            out = runner.finish()
+            try:
+                runner.feed_requests(reqs)
+                out = runner.finish()
+            except FatalError as exc:
+                out = runner.stop_with_error(str(exc))
     except offline.InitFailed as exc:
         raise click.UsageError(str(exc)) from None
     finally:
