@@ -112,6 +112,8 @@ def parse_go_duration(text: str) -> int:
 
 def format_seconds(seconds: float) -> str:
     """A measured time: `207 ms`, `3.25 s`."""
+    if seconds < 0.01:
+        return f"{seconds * 1e3:.1f} ms"
     return f"{seconds * 1e3:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
@@ -809,17 +811,30 @@ def check_conf(path: str, **kwargs) -> Report:
     return report
 
 
-def render(report: Report) -> str:
-    """The findings as a table: one row per check, the fix on the line below a problem."""
+def render(report: Report, width: int | None = None) -> str:
+    """The findings as a table: one row per check, the fix on the line below a problem. With
+    `width`, details and fixes are wrapped to fit (a terminal); without, one line each (a pipe
+    or a file, where grep works best)."""
+    import textwrap
+
     rows = [(f.udf or "-", f.check, f.status, f.detail, f.fix) for f in report.findings]
     w_udf = max([3, *(len(r[0]) for r in rows)])
     w_check = max([5, *(len(r[1]) for r in rows)])
+    indent = w_udf + w_check + 10
+    pad = " " * indent
+
+    def wrapped(text: str) -> list[str]:
+        if width is None:
+            return [text]
+        return textwrap.wrap(text, max(30, width - indent), break_on_hyphens=False) or [""]
+
     lines = [f"{'UDF':<{w_udf}}  {'CHECK':<{w_check}}  {'':4}  DETAIL (and fix)"]
-    pad = " " * (w_udf + w_check + 10)
     for udf, check, status, detail, fix in rows:
-        lines.append(f"{udf:<{w_udf}}  {check:<{w_check}}  {status:<4}  {detail}")
+        first, *rest = wrapped(detail)
+        lines.append(f"{udf:<{w_udf}}  {check:<{w_check}}  {status:<4}  {first}")
+        lines.extend(pad + ln for ln in rest)
         if fix and status != OK:
-            lines.append(f"{pad}fix: {fix}")
+            lines.extend(pad + ln for ln in wrapped("fix: " + fix))
     fails, warns = report.count(FAIL), report.count(WARN)
     verdict = ("kapacitord would NOT start" if fails else "kapacitord would start")
     lines.append("")

@@ -160,7 +160,8 @@ def read_series(client, db: str, query: str, chunk_size: int = CHUNK_SIZE
     except Exception as exc:
         raise ReplayError(f"query failed: {_short_error(exc)}") from None
     try:
-        for line in resp.iter_lines():
+        # requests' default 512-byte reads make long chunk lines slow to reassemble.
+        for line in resp.iter_lines(chunk_size=1 << 16):
             if not line:
                 continue
             doc = json.loads(line)

@@ -38,5 +38,10 @@ def doctor_command(conf: str | None, user: str | None, inherit_env: bool) -> Non
         except LookupError as exc:
             raise click.BadParameter(str(exc), param_hint="--user") from None
     report = doctor.check_conf(path, user=user, inherit_env=inherit_env)
-    click.echo(doctor.render(report))
+    width = None
+    if sys.stdout.isatty():
+        import shutil
+
+        width = shutil.get_terminal_size().columns
+    click.echo(doctor.render(report, width))
     sys.exit(1 if report.failed else 0)
