@@ -17,10 +17,13 @@ from __future__ import annotations
 import io
 import random
 import time
+from pathlib import Path
 
+import pytest
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from regressions.streams import STREAMS  # tests/regressions
 
 from udfcollection.agent.connection import Connection, FrameWriter
 from udfcollection.agent.runtime import serve
@@ -31,6 +34,7 @@ from udfcollection.testing import (
     WireClient,
     info_request,
     init_request,
+    kapudf_command,
     keepalive_request,
     point_request,
     restore_request,
@@ -278,3 +282,110 @@ def test_nothing_follows_the_error_response_over_the_wire():
     kinds = [r.WhichOneof("message") for r in responses]
     assert kinds.count("error") == 1
     assert kinds[-1] == "error", kinds[kinds.index("error"):][:5]
+
+
+def test_huge_length_prefix_then_eof_allocates_nothing_up_front():
+    """A prefix claiming 60 MiB: the agent holds only what arrived, and at EOF answers with
+    one ErrorResponse and exits 1 within a second."""
+    import psutil
+
+    from udfcollection.protocol.framing import encode_varint
+
+    with WireClient.for_udf("edge_detect") as client:
+        assert client.request(info_request(), timeout=20).WhichOneof("message") == "info"
+        agent = psutil.Process(client.proc.pid)
+        before = agent.memory_info().rss
+        client.send_raw(encode_varint(60 << 20) + b"\x8a" * 1000)
+        time.sleep(0.3)
+        grown = agent.memory_info().rss - before
+        t0 = time.monotonic()
+        client.close_input()
+        responses = client.recv_all(timeout=10)
+        code = client.wait(10)
+        elapsed = time.monotonic() - t0
+    assert grown < 8 * 2**20, f"RSS grew {grown / 2**20:.1f} MiB on a 60 MiB length prefix"
+    assert [r.WhichOneof("message") for r in responses] == ["error"]
+    assert "input ended inside a frame" in responses[0].error.error
+    assert code == 1
+    assert elapsed < 1.0, f"{elapsed:.2f}s from end of input to exit"
+
+
+# --- the compatibility runner: a stock-agent script on kapudf's core ----------------------------
+
+COMPAT_SCRIPT = Path(__file__).resolve().parent / "compat_scripts" / "moving_avg.py"
+
+
+def compat_session() -> bytes:
+    reqs = [info_request(),
+            init_request([("field", [("string", "value")]), ("size", [("int", 3)])]),
+            keepalive_request(1)]
+    for i in range(8):
+        reqs.append(point_request(1_000_000_000 * i, {"value": float(i % 3)},
+                                  tags={"host": "ab"[i % 2]}, group_by=["host"]))
+    reqs += [snapshot_request(), keepalive_request(2), restore_request(b'{"host=a": [1.0]}'),
+             point_request(99_000_000_000, {"value": 5.0}, tags={"host": "a"},
+                           group_by=["host"])]
+    return b"".join(encode_frame(r.SerializeToString()) for r in reqs)
+
+
+COMPAT_BYTES = compat_session()
+
+
+@st.composite
+def compat_stream(draw) -> bytes:
+    data = bytearray(COMPAT_BYTES)
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
+        pos = draw(st.integers(0, max(0, len(data) - 1)))
+        if not data:
+            break
+        if op == "flip":
+            data[pos] ^= draw(st.integers(1, 255))
+        elif op == "insert":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
+        elif op == "delete":
+            del data[pos:pos + draw(st.integers(1, 8))]
+        else:
+            del data[pos:]
+    return bytes(data)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(compat_stream())
+@example(COMPAT_BYTES)
+@example(COMPAT_BYTES[:-2])
+def test_compat_runner_over_the_wire(data):
+    with WireClient(kapudf_command("run", str(COMPAT_SCRIPT))) as client:
+        assert client.request(info_request(), timeout=20).WhichOneof("message") == "info"
+        client.send_raw(data)
+        client.close_input()
+        t0 = time.monotonic()
+        responses = client.recv_all(timeout=10)
+        code = client.wait(10)
+        elapsed = time.monotonic() - t0
+        stderr = client.stderr_text()
+    out = b"".join(encode_frame(r.SerializeToString()) for r in responses)
+    check_output(data, out, code)
+    assert elapsed < 3.0, f"compat runner took {elapsed:.2f}s to finish after input closed"
+    assert "Traceback" not in stderr, stderr[-2000:]
+
+
+# --- inputs that once failed ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_regression_stream(name):
+    data = STREAMS[name]()
+    with WireClient.for_udf("edge_detect") as client:
+        client.send_raw(data)
+        client.close_input()
+        responses = client.recv_all(timeout=10)
+        code = client.wait(10)
+        stderr = client.stderr_text()
+    out = b"".join(encode_frame(r.SerializeToString()) for r in responses)
+    check_output(data, out, code)
+    assert "Traceback" not in stderr, stderr[-2000:]
+    if name.startswith("restore"):
+        # The point after the unusable snapshot is processed as a group's first point.
+        points = [r.point for r in responses if r.WhichOneof("message") == "point"]
+        assert points and points[0].time == 10, name
