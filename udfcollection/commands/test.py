@@ -215,6 +215,7 @@ def test_command(name: str, input_path: str, input_format: str | None,
     progress = Progress(len(data.points))
     reqs = progress.wrap(reqs, lambda r: 1 if r.WhichOneof("message") == "point" else 0)
     t0 = time.perf_counter()
+    setup = 0.0
     try:
         if use_process:
             from udfcollection.wire_run import ProcessFailed, run_process
@@ -227,6 +228,7 @@ def test_command(name: str, input_path: str, input_format: str | None,
             from udfcollection.agent.runtime import FatalError
 
             runner = offline.OfflineRunner(cls, opts)
+            setup = time.perf_counter() - t0
             try:
                 runner.feed_requests(reqs)
                 out = runner.finish()
@@ -236,7 +238,7 @@ def test_command(name: str, input_path: str, input_format: str | None,
         raise click.UsageError(str(exc)) from None
     finally:
         progress.close()
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0 - setup
 
     out_fmt = fmt or (_format_for(output_path) if output_path else None) or "lp"
     if output_path:
@@ -250,7 +252,7 @@ def test_command(name: str, input_path: str, input_format: str | None,
         _write(out.points, out_fmt, click.get_text_stream("stdout"))
 
     click.echo(summary_line(cls.name, data.points, out.points, group_by, elapsed,
-                            use_process, len(out.batches)), err=True)
+                            use_process, len(out.batches), setup=setup), err=True)
     failed = False
     for e in out.errors:
         click.echo(f"error: the UDF sent an ErrorResponse (this stops a Kapacitor task): {e}",
@@ -323,9 +325,16 @@ def _write(points, fmt: str, stream) -> None:
         sys.exit(0)
 
 
+def _duration_text(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:,.1f} ms" if ms < 10_000 else f"{seconds:,.1f} s"
+
+
 def summary_line(udf: str, points_in, points_out, group_by, elapsed: float, process: bool,
-                 batches_out: int = 0, max_groups: int = 6) -> str:
-    """`NAME: 17 points in, 6 out, 1 group, 0.7 ms` with per-group counts when grouped."""
+                 batches_out: int = 0, max_groups: int = 6, setup: float = 0.0) -> str:
+    """`NAME: 17 points in, 6 out, 1 group, 0.7 ms` with per-group counts when grouped, the
+    UDF's setup (model loading) apart when it took 10 ms or more, and in --process mode the
+    whole run including the process start."""
     from udfcollection.offline import group_id
 
     n_in: dict[str, int] = {}
@@ -346,8 +355,9 @@ def summary_line(udf: str, points_in, points_out, group_by, elapsed: float, proc
                           for g in groups[:max_groups])
         more = f", ... {len(groups) - max_groups:,} more" if len(groups) > max_groups else ""
         text += f" (in/out {shown}{more})"
-    ms = elapsed * 1e3
-    text += f", {ms:,.1f} ms" if ms < 10_000 else f", {elapsed:,.1f} s"
+    text += ", " + _duration_text(elapsed)
+    if setup >= 0.01:
+        text += f" (+{_duration_text(setup)} setup)"
     if process:
         text += " (kapudf run subprocess)"
     return text
