@@ -309,3 +309,15 @@ def test_go_durations(text, ns):
 def test_go_duration_errors(text):
     with pytest.raises(ValueError, match="time: "):
         doctor.parse_go_duration(text)
+
+
+def test_render_wraps_to_a_terminal_and_not_to_a_pipe(tmp_path):
+    conf = write_conf(tmp_path, entry("none", extra='timout = "1s"'))
+    report = doctor.check_conf(str(conf))
+    flat = doctor.render(report)
+    narrow = doctor.render(report, width=70)
+    assert max(len(ln) for ln in narrow.splitlines()) <= 70
+    assert max(len(ln) for ln in flat.splitlines()) > 70
+    # Same text either way, just laid out differently (a long path may be cut mid-word).
+    assert "".join(narrow.split()) == "".join(flat.split())
+    assert flat.splitlines()[-1].endswith("kapacitord would NOT start")

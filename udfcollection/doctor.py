@@ -838,7 +838,8 @@ def render(report: Report, width: int | None = None) -> str:
     fails, warns = report.count(FAIL), report.count(WARN)
     verdict = ("kapacitord would NOT start" if fails else "kapacitord would start")
     lines.append("")
-    lines.append(f"{report.path}: {report.entries} UDF entr{'y' if report.entries == 1 else 'ies'}"
-                 f", {fails} problem{'s' * (fails != 1)}, {warns} warning{'s' * (warns != 1)}: "
-                 f"{verdict}")
+    summary = (f"{report.path}: {report.entries} UDF entr{'y' if report.entries == 1 else 'ies'}"
+               f", {fails} problem{'s' * (fails != 1)}, {warns} warning{'s' * (warns != 1)}: "
+               f"{verdict}")
+    lines.extend(textwrap.wrap(summary, width) if width else [summary])
     return "\n".join(lines)
