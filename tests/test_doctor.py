@@ -259,7 +259,18 @@ def test_live_socket_answers_info(tmp_path):
         server.wait(30)
 
 
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+@pytest.mark.skipif(not _has_user("nobody"), reason="no user 'nobody' on this machine")
 def test_service_user_cannot_reach_prog(tmp_path):
     # pytest's tmp_path is private to root (0700): another user cannot reach a program there,
     # which is what happens to a venv inside /root when kapacitord runs as `kapacitor`.
@@ -272,6 +283,28 @@ def test_service_user_cannot_reach_prog(tmp_path):
     assert "user nobody cannot run" in res.stdout
     # The handshake ran as nobody too, and failed the way kapacitord would.
     assert "Permission denied" in res.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+@pytest.mark.skipif(not _has_user("nobody"), reason="no user 'nobody' on this machine")
+def test_handshake_runs_as_the_service_user():
+    import pwd
+    import shutil
+    import tempfile
+
+    # /bin/sh is reachable by anyone; it reports who it runs as, then answers Info by echoing
+    # the request (an empty InfoRequest frame is also a valid empty InfoResponse frame).
+    shared = Path(tempfile.mkdtemp(prefix="kapudf-doctor-"))  # under /tmp: reachable by nobody
+    try:
+        shared.chmod(0o777)
+        ids = shared / "ids.txt"
+        argv = ["/bin/sh", "-c", f"id -u > {ids}; id -g >> {ids}; exec cat"]
+        hs = doctor.process_handshake(argv, {"PATH": doctor.SERVICE_PATH}, 5.0, user="nobody")
+        assert hs.ok, hs.error
+        pw = pwd.getpwnam("nobody")
+        assert ids.read_text().split() == [str(pw.pw_uid), str(pw.pw_gid)]
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_toml_syntax_error(tmp_path):

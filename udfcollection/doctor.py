@@ -235,9 +235,10 @@ class _ProcessPeer(_Peer):
     def __init__(self, argv: list[str], env: dict[str, str], user: str | None):
         kwargs = {}
         if user is not None:
-            kwargs["user"] = user
-            with contextlib.suppress(KeyError):
-                kwargs["extra_groups"] = os.getgrouplist(user, pwd.getpwnam(user).pw_gid)
+            # The user's own primary and supplementary groups, not ours (root's).
+            pw = pwd.getpwnam(user)
+            kwargs.update(user=pw.pw_uid, group=pw.pw_gid,
+                          extra_groups=os.getgrouplist(user, pw.pw_gid))
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env, cwd="/",
                                      start_new_session=True, **kwargs)
