@@ -233,10 +233,15 @@ def test_duration_option_needs_a_unit(kt):
     assert "a duration such as 10s" in r.stderr and ".hold(10s)" in r.stderr
 
 
-def test_refused_options_are_a_usage_error(kt):
-    r = kt("edge_detect", "-i", EXAMPLE)
+@pytest.mark.parametrize("extra", [[], ["--process"]])
+def test_refused_options_are_a_usage_error(kt, extra):
+    r = kt("edge_detect", "-i", EXAMPLE, "-o", "onError=explode", *extra)
     assert r.returncode == 2
-    assert "missing required option field" in r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        "Error: edge_detect: option onError: 'explode' is not one of 'drop', 'pass', 'fail'; "
+        "missing required option field (Field to watch; repeat the option to watch several, "
+        "e.g. .field('value'))")
+    assert r.stdout == ""
 
 
 # --- bad files: exit 2, one line naming file and line --------------------------------------------

@@ -245,3 +245,48 @@ def test_format_detection():
     assert detect_format("rec.srpl.gz") == "srpl"
     assert detect_format("x.LP") == "lp"
     assert detect_format("noext") is None
+
+
+# --- the fast line-protocol path agrees with the reference parser ------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from udfcollection.inputs import parse_line_fast  # noqa: E402
+from udfcollection.lineprotocol import LineProtocolError, parse_line  # noqa: E402
+
+_atoms = st.sampled_from(["m", "cpu", "host", "a", "v", "x1", "=", ",", " ", "  ", "\\", '"',
+                          "1", "-2.5", "3i", "4u", "1e3", "t", "FALSE", "nan", "", "#", "é"])
+_lines = st.one_of(
+    st.lists(_atoms, max_size=12).map("".join),
+    st.builds(lambda name, tags, fields, ts: name + "".join(f",{k}={v}" for k, v in tags)
+              + " " + ",".join(f"{k}={v}" for k, v in fields) + ts,
+              st.sampled_from(["m", "cpu", "", "a=b"]),
+              st.lists(st.tuples(st.sampled_from(["host", "h", ""]),
+                                 st.sampled_from(["a", "", "b=c", "x y"])), max_size=3),
+              st.lists(st.tuples(st.sampled_from(["v", "w", ""]),
+                                 st.sampled_from(["1", "2.5", "3i", "-4u", "true", "f", "",
+                                                  "1.5i", "NaN", "1e400", '"s"'])),
+                       max_size=3),
+              st.sampled_from(["", " 10", " -3", " x", " 1.5", " 10 11"])),
+)
+
+
+def _outcome(fn, line, precision):
+    try:
+        p = fn(line, precision, 7)
+    except LineProtocolError as exc:
+        return ("error", str(exc))
+    return None if p is None else (p.name, p.tags, p.fields, p.time)
+
+
+def _same(a, b):
+    # NaN != NaN: compare field values by repr.
+    return repr(a) == repr(b)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_lines, st.sampled_from(["ns", "s"]))
+def test_fast_path_gives_the_reference_parsers_result(line, precision):
+    assert _same(_outcome(parse_line_fast, line, precision),
+                 _outcome(parse_line, line, precision))
