@@ -247,10 +247,14 @@ class WireClient(_FrameChannel):
         return self.proc.wait(timeout)
 
     def stderr_text(self, timeout: float = 5.0) -> str:
-        """stderr so far; once the process has exited, all of it (waits up to `timeout` for
-        the pipe to drain)."""
-        if self._err_thread is not None and self.proc.poll() is not None:
-            self._err_thread.join(timeout)
+        """The UDF's stderr. Once its input was closed or its output ended, waits (up to
+        `timeout`) for it to exit and returns all of it; otherwise what was written so far."""
+        if self._err_thread is not None:
+            if self.proc.poll() is None and (self._eof or self._write_closed):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout)
+            if self.proc.poll() is not None:
+                self._err_thread.join(timeout)
         return bytes(self._err).decode(errors="replace")
 
     def kill(self) -> None:
