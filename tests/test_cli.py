@@ -115,6 +115,20 @@ def test_conf_prog_is_the_installed_console_script():
         assert c.request(info_request(), timeout=30).WhichOneof("message") == "info"
 
 
+def test_conf_for_a_udf_given_by_import_path_starts_that_udf():
+    proc = run_cli("conf", "kapudf_test_udfs:Counter")
+    assert proc.returncode == 0, proc.stderr
+    sec = tomllib.loads(proc.stdout)["udf"]["functions"]["test_counter"]  # declared name
+    assert sec["args"] == ["run", "kapudf_test_udfs:Counter"]
+    # What kapacitord would start really is that UDF.
+    from kapudf_testkit import support_env
+
+    from udfcollection.testing import WireClient, info_request
+
+    with WireClient([sec["prog"], *sec["args"]], env=support_env()) as c:
+        assert "every" in c.request(info_request(), timeout=30).info.options
+
+
 def test_conf_all_covers_the_catalogue():
     proc = run_cli("conf", "--all")
     assert proc.returncode == 0

@@ -46,13 +46,15 @@ def conf_command(names: tuple[str, ...], all_: bool, socket_dir: str | None, tim
     if not names:
         raise click.UsageError("name at least one UDF, or use --all (see `kapudf list`)")
     classes = [load_udf(n) for n in names]
-    sections = [render.conf_section(c, c.name, prog=prog, timeout=timeout,
+    # `args` repeat the name as given, so a UDF named by import path (`mypkg.mod:MyUDF`) is
+    # started the same way; the section (the TICKscript @name) is its declared name.
+    sections = [render.conf_section(c, c.name, prog=prog, args=["run", n], timeout=timeout,
                                     socket_dir=socket_dir, log_level=log_level)
-                for c in classes]
+                for n, c in zip(names, classes, strict=True)]
     header = ""
     if socket_dir:
         header = ("Serve these with:\n  kapudf serve --socket-dir " + socket_dir + " "
-                  + " ".join(c.name for c in classes))
+                  + " ".join(names))
     click.echo(render.conf_document(sections, header), nl=False)
 
 
