@@ -394,9 +394,8 @@ def replay(client, cls: type[UDF], db: str, query: str, options: OptionList = ()
     try:
         feed_all()
     except FatalError as exc:
-        # onError 'fail': the UDF stops the task here, as it would under Kapacitor.
-        stats.errors.append(str(exc))
-        drain()
+        # onError 'fail': the UDF stops the task here, as the agent would under Kapacitor.
+        drain(runner.stop_with_error(str(exc)))
     else:
         drain(runner.finish())
     stats.groups = dict(runner.output.groups)

@@ -105,6 +105,13 @@ def replay_command(name: str, url: str, db: str, query: str, options: tuple[str,
         raise click.UsageError(f"{name} refused its options: {exc}") from None
     except ValueError as exc:  # batch windows the UDF cannot take
         raise click.UsageError(str(exc)) from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining
+        # about the unflushable stdout at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     if printed:
         write_points(printed, "csv", sys.stdout)
     sys.stdout.flush()
