@@ -10,9 +10,9 @@ Policy, per request:
 - `snapshot()`: missing (the base class returns `None`), `None`, raising, or not a snapshot
   response: an empty snapshot, which Kapacitor does not store, with one warning. A `str`
   snapshot is stored UTF-8 encoded (see `legacy_fields`).
-- `restore()`: raising or `None`: success with an empty state and an error logged (a failed
-  restore would fail the task at every start until it is deleted); with `strict`, failure with
-  the exception text. An explicit response from the script is sent as it is.
+- `restore()`: raising or `None`: success, with an error logged (a failed restore would fail
+  the task at every start until it is deleted; the script keeps whatever state it restored);
+  with `strict`, failure with the exception text. An explicit response is sent as it is.
 - `point()`, `begin_batch()`, `end_batch()`: an exception is logged (rate-limited, one line with
   the traceback folded in) and the stream continues: the point is dropped; after a failed
   `begin_batch()` the rest of that batch is dropped; an output batch the script had begun is
@@ -125,21 +125,19 @@ class ScriptHandler(Handler):
         try:
             resp = self.user.snapshot()
         except Exception as exc:
-            self._warn_once("snapshot-raised", "snapshot() raised %s: %s at %s; answering "
-                            "an empty snapshot (nothing is stored)", type(exc).__name__, exc,
+            self._warn_once("snapshot-raised", "snapshot() raised %s: %s at %s; answering an "
+                            "empty snapshot, so no state is saved", type(exc).__name__, exc,
                             _where(exc))
-            resp = None
+            return _empty_snapshot()
         if isinstance(resp, Response) and resp.WhichOneof("message") == "snapshot":
             return resp
-        if resp is not None:
-            self._warn_once("snapshot-kind", "snapshot() returned %s; answering an empty "
-                            "snapshot (nothing is stored)", _describe(resp))
-        elif "snapshot-raised" not in self._warned:
+        if resp is None:
             self._warn_once("snapshot-none", "the script's snapshot() returns None (or is not "
                             "implemented); answering an empty snapshot, so no state is saved")
-        empty = Response()
-        empty.snapshot.snapshot = b""
-        return empty
+        else:
+            self._warn_once("snapshot-kind", "snapshot() returned %s; answering an empty "
+                            "snapshot, so no state is saved", _describe(resp))
+        return _empty_snapshot()
 
     def restore(self, req: udf_pb2.RestoreRequest) -> udf_pb2.Response:
         try:
@@ -151,8 +149,8 @@ class ScriptHandler(Handler):
                 resp.restore.success = False
                 resp.restore.error = f"restore failed: {type(exc).__name__}: {exc}"
             else:
-                log.error("starting with empty state instead of failing the task at every "
-                          "start (use --strict to fail)")
+                log.error("answering success instead of failing the task at every start "
+                          "(the script keeps whatever state it restored; --strict fails)")
                 resp.restore.success = True
             return resp
         if isinstance(resp, Response) and resp.WhichOneof("message") == "restore":
@@ -204,6 +202,12 @@ class ScriptHandler(Handler):
         except Exception as exc:
             self._failed("end_batch", exc, "the batch was closed and the stream continues")
             self.agent._close_output_batch(end)
+
+
+def _empty_snapshot() -> udf_pb2.Response:
+    resp = Response()
+    resp.snapshot.snapshot = b""
+    return resp
 
 
 def _request_kind(method: str) -> str:
