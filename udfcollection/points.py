@@ -208,31 +208,34 @@ class Point:
 def _set_fields(pb: udf_pb2.Point, fields: Mapping[str, FieldValue], replace: bool = False) -> None:
     """Write fields into the typed map matching each value's type. With `replace`, a key is
     first removed from the other typed maps so a field never appears twice with two types."""
+    # Each map attribute access and lookup is a C call: fetch the maps once, and when
+    # replacing only look into typed maps that hold anything (most points have doubles only).
+    fd, fi, fs, fb = pb.fieldsDouble, pb.fieldsInt, pb.fieldsString, pb.fieldsBool
+    others = [m for m in (fd, fi, fs, fb) if len(m)] if replace else ()
     for key, value in fields.items():
         t = type(value)
         if t is float:
-            target = pb.fieldsDouble
+            target = fd
         elif t is str:
-            target = pb.fieldsString
+            target = fs
         elif t is bool:
-            target = pb.fieldsBool
+            target = fb
         elif t is int:
-            target = pb.fieldsInt
+            target = fi
         elif isinstance(value, bool | str):
-            target = pb.fieldsBool if isinstance(value, bool) else pb.fieldsString
+            target = fb if isinstance(value, bool) else fs
             value = bool(value) if isinstance(value, bool) else str(value)
         elif isinstance(value, numbers.Integral):
-            target, value = pb.fieldsInt, int(value)
+            target, value = fi, int(value)
         elif isinstance(value, numbers.Real):
-            target, value = pb.fieldsDouble, float(value)
+            target, value = fd, float(value)
         elif value is None:
             continue
         else:
             raise TypeError(f"field {key!r}: unsupported value type {t.__name__}")
-        if replace:
-            for other in (pb.fieldsDouble, pb.fieldsInt, pb.fieldsString, pb.fieldsBool):
-                if other is not target and key in other:
-                    del other[key]
+        for other in others:
+            if other is not target and key in other:
+                del other[key]
         target[key] = value
 
 
