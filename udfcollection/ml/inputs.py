@@ -34,6 +34,29 @@ def input_problem(point: Point, name: str) -> str:
     return f"input field {name!r} is a {kind}, not a number"
 
 
+def read_features(points: list[Point], names: list[str] | tuple[str, ...]
+                  ) -> tuple[list[list[float]], list[int | str]]:
+    """The numeric inputs `names` of every point, by field name.
+
+    Returns (rows, plan): `rows` holds one list of floats per point that has every input as a
+    double or int field (NaN and infinities included, as sent); `plan[i]` is point i's index
+    into `rows`, or the text saying which input is missing or not a number."""
+    rows: list[list[float]] = []
+    plan: list[int | str] = []
+    for p in points:
+        # Most inputs are doubles: one map lookup each; ints and problems take the slow path.
+        fd = p.pb.fieldsDouble
+        vals = [fd.get(n) for n in names]
+        if None in vals:
+            vals = [p.number(n) for n in names]
+            if None in vals:
+                plan.append(input_problem(p, names[vals.index(None)]))
+                continue
+        plan.append(len(rows))
+        rows.append(vals)
+    return rows, plan
+
+
 class BadInputPolicy:
     """Applies the onError policy to points whose model inputs are unusable."""
 

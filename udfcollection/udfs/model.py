@@ -123,46 +123,39 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
         """All points already read, in order, scored in one model call."""
         import numpy as np
 
-        from udfcollection.ml.inputs import input_problem
+        from udfcollection.ml.inputs import read_features
 
         names = self.features
-        rows: list[list[float]] = []
-        plan: list[Any] = []
-        inf = float("inf")
-        for p in points:
-            row = []
-            problem = None
-            for name in names:
-                v = p.number(name)
-                if v is None:
-                    problem = input_problem(p, name)
-                    break
-                if v != v or v == inf or v == -inf:
-                    problem = f"input field {name!r} is {v}, not a finite number"
-                    break
-                row.append(v)
-            if problem is None:
-                plan.append(len(rows))
-                rows.append(row)
-            else:
-                plan.append(problem)
+        rows, plan = read_features(points, names)
+        X = np.asarray(rows, dtype=float).reshape(-1, len(names))
+        finite = np.isfinite(X).all(axis=1)
         preds: list = []
         probas: list = []
-        if rows:
-            X = np.asarray(rows, dtype=float)
-            preds = self.model.predict(X).tolist()
+        if finite.any():
+            Xf = X[finite]
+            preds = self.model.predict(Xf).tolist()
             if self.proba_fields:
-                probas = self.model.predict_proba(X).tolist()
+                probas = self.model.predict_proba(Xf).tolist()
+        position = (np.cumsum(finite) - 1).tolist()
+        finite_l = finite.tolist()
         convert = self.convert
         out_name = self.out
         pf = self.proba_fields
         results: list = []
-        for p, step in zip(points, plan, strict=True):
-            if step.__class__ is str:
-                results.append(self.bad.handle(p, step, self.not_evaluated))
+        for p, k in zip(points, plan, strict=True):
+            if k.__class__ is str:
+                results.append(self.bad.handle(p, k, self.not_evaluated))
                 continue
-            fields: dict[str, Any] = {out_name: convert(preds[step])}
+            if not finite_l[k]:
+                bad = next(n for n, v in zip(names, rows[k], strict=True)
+                           if v != v or v in (float("inf"), float("-inf")))
+                results.append(self.bad.handle(
+                    p, f"input field {bad!r} is {rows[k][names.index(bad)]}, not a finite "
+                    "number", self.not_evaluated))
+                continue
+            i = position[k]
+            fields: dict[str, Any] = {out_name: convert(preds[i])}
             if pf:
-                fields.update(zip(pf, probas[step], strict=True))
+                fields.update(zip(pf, probas[i], strict=True))
             results.append(p.emit(fields))
         return results

@@ -97,6 +97,7 @@ feature names are used when it has them); retrain with `kapudf train weld --data
                             + ", ".join(FEATURES))
         if CURRENT not in self.features:
             self.features = (*self.features, CURRENT)  # the gate needs it even if the model not
+        self.current_col = self.features.index(CURRENT)
         self.model = m
         self.n_model_features = m.n_features or len(FEATURES)
         self.good_index = m.classes.index(self.good)
@@ -116,51 +117,44 @@ feature names are used when it has them); retrain with `kapudf train weld --data
         """All points already read, in order, scored in one model call."""
         import numpy as np
 
-        from udfcollection.ml.inputs import input_problem
+        from udfcollection.ml.inputs import read_features
 
         min_current = self.opts.min_current
-        names = self.features
         n_model = self.n_model_features
-        rows: list[list[float]] = []
-        plan: list[Any] = []  # per point: row index, False when gated, or a problem text
-        for p in points:
-            current = p.number(CURRENT)
-            if current is None:
-                plan.append(input_problem(p, CURRENT))
-                continue
-            if not current > min_current:  # NaN current: not welding as far as we can tell
-                plan.append(False)
-                continue
-            row = []
-            problem = None
-            for name in names[:n_model]:
-                v = p.number(name)
-                if v is None:
-                    problem = input_problem(p, name)
-                    break
-                if v != v or v in (float("inf"), float("-inf")):
-                    problem = f"input field {name!r} is {v}, not a finite number"
-                    break
-                row.append(v)
-            if problem is not None:
-                plan.append(problem)
-            else:
-                plan.append(len(rows))
-                rows.append(row)
-        proba = (self.model.predict_proba(np.asarray(rows, dtype=float)) if rows
+        rows, plan = read_features(points, self.features)
+        X = np.asarray(rows, dtype=float).reshape(-1, len(self.features))
+        with np.errstate(invalid="ignore"):
+            welding = X[:, self.current_col] > min_current  # NaN current: not welding
+        finite = np.isfinite(X[:, :n_model]).all(axis=1)
+        scored = welding & finite
+        proba = (self.model.predict_proba(X[scored, :n_model]) if scored.any()
                  else np.zeros((0, len(self.class_names))))
         defect = np.clip(1.0 - proba[:, self.good_index], 0.0, 1.0).tolist()
         best = proba.argmax(axis=1).tolist()
+        position = (np.cumsum(scored) - 1).tolist()
+        welding_l, finite_l = welding.tolist(), finite.tolist()
         threshold = self.opts.threshold
         classes = self.class_names
         results: list = []
-        for p, step in zip(points, plan, strict=True):
-            if step is False:
+        for p, k in zip(points, plan, strict=True):
+            if k.__class__ is str:
+                # An idle reading is not evaluated even when other inputs are unusable.
+                current = p.number(CURRENT)
+                if current is not None and not current > min_current:
+                    results.append(p.emit(NOT_EVALUATED))
+                else:
+                    results.append(self.bad.handle(p, k, NOT_EVALUATED))
+            elif not welding_l[k]:
                 results.append(p.emit(NOT_EVALUATED))
-            elif step.__class__ is str:
-                results.append(self.bad.handle(p, step, NOT_EVALUATED))
+            elif not finite_l[k]:
+                bad = next(n for n, v in zip(self.features, rows[k], strict=False)
+                           if v != v or v in (float("inf"), float("-inf")))
+                results.append(self.bad.handle(
+                    p, f"input field {bad!r} is {rows[k][self.features.index(bad)]}, not a "
+                    "finite number", NOT_EVALUATED))
             else:
-                d = defect[step]
-                results.append(p.emit({"defect_probability": d, "weld_class": classes[best[step]],
+                i = position[k]
+                d = defect[i]
+                results.append(p.emit({"defect_probability": d, "weld_class": classes[best[i]],
                                        "anomaly_status": 1.0 if d > threshold else 0.0}))
         return results

@@ -166,56 +166,48 @@ with `kapudf train wind_turbine --data your.csv`."""
         the per-group confirmation logic in arrival order."""
         import numpy as np
 
-        from udfcollection.ml.inputs import input_problem
+        from udfcollection.ml.inputs import read_features
 
         o = self.opts
-        cut_in, cut_out, min_power = o.cut_in, o.cut_out, o.min_power
-        sf, pf = self.speed_field, self.power_field
-        # Per point: (speed, power) when evaluated, False when gated, a text when unusable.
-        inputs: list[Any] = []
-        speeds: list[float] = []
-        for p in points:
-            s = p.number(sf)
-            w = p.number(pf)
-            if s is None or w is None:
-                inputs.append(input_problem(p, sf if s is None else pf))
-            elif s != s or w != w or s <= cut_in or s > cut_out or w < min_power:
-                inputs.append(False)
-            else:
-                inputs.append((s, w))
-                speeds.append(s)
-        # The model runs before any state changes: if it raises, the handler may retry points
-        # one by one without a window having been advanced twice.
-        expected = (self.model.predict(np.asarray(speeds, dtype=float).reshape(-1, 1)).tolist()
-                    if speeds else [])
-        results: list = []
-        k = 0
+        rows, plan = read_features(points, (self.speed_field, self.power_field))
+        arr = np.asarray(rows, dtype=float).reshape(-1, 2)
+        speed, power = arr[:, 0], arr[:, 1]
+        # NaN compares False, so NaN speed or power is "not evaluated" here too.
+        with np.errstate(invalid="ignore"):
+            evaluated = (speed > o.cut_in) & (speed <= o.cut_out) & (power >= o.min_power)
+        expected = np.zeros(len(rows))
+        error = np.zeros(len(rows))
+        if evaluated.any():
+            # The model runs before any state changes: if it raises, the handler may retry
+            # points one by one without a window having been advanced twice.
+            expected[evaluated] = self.model.predict(speed[evaluated].reshape(-1, 1))
+            error[evaluated] = (expected[evaluated] - power[evaluated]) / power[evaluated]
+        ev_l, exp_l, err_l = evaluated.tolist(), expected.tolist(), error.tolist()
+        speed_l, power_l = speed.tolist(), power.tolist()
         confirm, threshold, max_slope = o.confirm, o.threshold, o.max_slope
         breaks = o.not_evaluated_breaks
-        for p, st, inp in zip(points, states, inputs, strict=True):
-            if inp is False:
+        results: list = []
+        for p, st, k in zip(points, states, plan, strict=True):
+            if k.__class__ is str:
+                results.append(self.bad.handle(p, k, NOT_EVALUATED))
+                continue
+            if not ev_l[k]:
                 if breaks:
                     _push(st.window, [False, 0.0, 0.0], confirm)
                 results.append(p.emit(NOT_EVALUATED))
                 continue
-            if inp.__class__ is str:
-                results.append(self.bad.handle(p, inp, NOT_EVALUATED))
-                continue
-            s, w = inp
-            e = float(expected[k])
-            k += 1
-            err = (e - w) / w
+            err = err_l[k]
             window = st.window
-            entry = [bool(err > threshold), s, w]
+            entry = [err > threshold, speed_l[k], power_l[k]]
             _push(window, entry, confirm)
             status = 0.0
-            if len(window) == confirm and all(x[0] for x in window):
+            if entry[0] and len(window) == confirm and all(x[0] for x in window):
                 fit = slope([x[1] for x in window], [x[2] for x in window])
                 if abs(fit) < max_slope:
                     status = level(err)
                 else:
                     entry[0] = False
-            results.append(p.emit({"anomaly_status": status, "expected_power": e,
+            results.append(p.emit({"anomaly_status": status, "expected_power": exp_l[k],
                                    "power_error": err}))
         return results
 

@@ -1,0 +1,225 @@
+"""ML UDF benchmarks (issue 3): vectorised inference against one model call per point.
+
+For each ML UDF (wind_turbine, weld, model), the same points from the bundled data go through
+the real UDFHandler in-process, twice, with the same model:
+
+- vectorised: the UDF as shipped; the handler hands `process_many` every point already read
+  (up to 4096), as the agent does when it drains its input;
+- per point: the same UDF class with `process_many` removed and `process` scoring each point
+  with its own model call, the way the published detectors call the model.
+
+Both include the handler's work (Point views, onError, output serialisation); only the pipe is
+left out, so the ratio shows what vectorising buys inside the process. With `--wire`, the
+vectorised UDF is also timed over a real pipe (`kapudf run NAME`), first point written to the
+answer of a snapshot request sent after the last point.
+
+Prints points/s for each and the ratio (target: >= 20x). Best of `--repeat` runs; the
+vectorised and per-point runs alternate so both see the same machine load.
+
+`--info` instead measures, for each ML UDF, the time from starting `kapudf run NAME` (the
+console script next to this Python, as kapacitor.conf starts it) to reading its InfoResponse
+(target: 500 ms; Kapacitor asks every UDF for Info when the daemon starts).
+
+Usage: python benchmarks/bench_ml.py [--points 20000] [--repeat 3] [--udf weld] [--wire]
+       python benchmarks/bench_ml.py --info [--repeat 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from itertools import cycle, islice
+
+from udfcollection.agent.connection import FrameWriter
+from udfcollection.agent.udf_handler import UDFHandler
+from udfcollection.lineprotocol import LPPoint
+from udfcollection.ml.data import WELD_DIR, WIND_T1, weld_points, weld_run_files, wind_points
+from udfcollection.offline import make_init, to_request
+from udfcollection.protocol import udf_pb2
+from udfcollection.protocol.framing import FrameSplitter, encode_frame
+from udfcollection.udfs.model import ModelUDF
+from udfcollection.udfs.weld import Weld
+from udfcollection.udfs.wind_turbine import WindTurbine
+
+
+def per_point(cls):
+    """`cls` with one model call per point: the handler's per-point path calls `process`,
+    which scores the single point it is given."""
+    vectorised = cls.process_many
+
+    def process(self, point, state):
+        out = vectorised(self, [point], [state])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    return type(f"PerPoint{cls.__name__}", (cls,), {"process_many": None, "process": process})
+
+
+def wind_input(n: int) -> tuple[list[LPPoint], list, tuple[str, ...]]:
+    pts = wind_points(WIND_T1)[:n]
+    return pts, [], ("turbine",)
+
+
+def weld_input(n: int) -> tuple[list[LPPoint], list, tuple[str, ...]]:
+    rows = [p for f in weld_run_files(WELD_DIR) for p in weld_points(f)]
+    return list(islice(cycle(rows), n)), [], ("run",)
+
+
+def model_input(n: int) -> tuple[list[LPPoint], list, tuple[str, ...]]:
+    pts, _, _ = weld_input(n)
+    return pts, [("model", [("string", "shipped:weld")]), ("proba", [])], ("run",)
+
+
+CASES = {
+    "wind_turbine": (WindTurbine, wind_input),
+    "weld": (Weld, weld_input),
+    "model": (ModelUDF, model_input),
+}
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def __call__(self, data: bytes) -> None:
+        self.bytes += len(data)
+
+
+def run_in_process(cls, reqs: list[udf_pb2.Request], options: list) -> float:
+    """Seconds to process every request through a fresh handler (init excluded)."""
+    handler = UDFHandler(cls)
+    resp = handler.init(make_init(options))
+    if not resp.init.success:
+        raise SystemExit(f"{cls.name}: init failed: {resp.init.error}")
+    sink = _Sink()
+    out = FrameWriter(sink)
+    copies = []
+    for r in reqs:  # the handler keeps and mutates the messages it is given
+        c = udf_pb2.Request()
+        c.CopyFrom(r)
+        copies.append(c)
+    t0 = time.perf_counter()
+    for r in copies:
+        handler.point(r, out)
+    handler.drain(out)
+    out.flush()
+    return time.perf_counter() - t0
+
+
+def run_wire(name: str, reqs: list[udf_pb2.Request], options: list) -> float:
+    """Seconds from the first point written to the snapshot answer read, over a pipe."""
+    proc = subprocess.Popen([sys.executable, "-m", "udfcollection", "run", name],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    init = udf_pb2.Request()
+    init.init.CopyFrom(make_init(options))
+    proc.stdin.write(encode_frame(init.SerializeToString()))
+    proc.stdin.flush()
+    splitter = FrameSplitter()
+
+    def read_until(kind: str) -> None:
+        while True:
+            data = proc.stdout.read1(1 << 16)
+            if not data:
+                raise SystemExit(f"{name}: UDF closed stdout")
+            frames, _ = splitter.feed(data)
+            for f in frames:
+                if udf_pb2.Response.FromString(f).WhichOneof("message") == kind:
+                    return
+
+    read_until("init")
+    payload = b"".join(encode_frame(r.SerializeToString()) for r in reqs)
+    snap = udf_pb2.Request()
+    snap.snapshot.SetInParent()
+    import threading
+
+    t0 = time.perf_counter()
+    writer = threading.Thread(target=lambda: (proc.stdin.write(payload), proc.stdin.write(
+        encode_frame(snap.SerializeToString())), proc.stdin.flush()))
+    writer.start()
+    read_until("snapshot")
+    dt = time.perf_counter() - t0
+    writer.join()
+    proc.stdin.close()
+    proc.wait(30)
+    return dt
+
+
+def info_latency(name: str, repeat: int) -> list[float]:
+    """Seconds from process start to InfoResponse read, `repeat` fresh processes."""
+    import os
+    import shutil
+
+    exe = os.path.join(os.path.dirname(sys.executable), "kapudf")
+    cmd = [exe, "run", name] if os.path.exists(exe) else [
+        shutil.which("kapudf") or sys.executable, *([] if shutil.which("kapudf") else
+                                                    ["-m", "udfcollection"]), "run", name]
+    req = udf_pb2.Request()
+    req.info.SetInParent()
+    frame = encode_frame(req.SerializeToString())
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        proc.stdin.write(frame)
+        proc.stdin.flush()
+        splitter = FrameSplitter()
+        frames: list[bytes] = []
+        while not frames:
+            data = proc.stdout.read1(1 << 16)
+            if not data:
+                raise SystemExit(f"{name}: no InfoResponse")
+            frames, _ = splitter.feed(data)
+        out.append(time.perf_counter() - t0)
+        proc.stdin.close()
+        proc.wait(30)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--points", type=int, default=20_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--udf", action="append", choices=sorted(CASES))
+    ap.add_argument("--wire", action="store_true", help="also time the vectorised UDF over a pipe")
+    ap.add_argument("--info", action="store_true", help="measure Info latency from start")
+    args = ap.parse_args()
+    names = args.udf or list(CASES)
+    if args.info:
+        import statistics
+
+        for name in names:
+            ts = sorted(info_latency(name, max(args.repeat, 5)))
+            print(f"{name:<13} Info after start: min {ts[0] * 1e3:.0f} ms, median "
+                  f"{statistics.median(ts) * 1e3:.0f} ms, max {ts[-1] * 1e3:.0f} ms "
+                  f"({len(ts)} starts)")
+        return
+    print(f"{args.points:,} points per run, best of {args.repeat}")
+    print(f"{'UDF':<13} {'vectorised pts/s':>17} {'per-point pts/s':>16} {'ratio':>7}"
+          + (f" {'wire pts/s':>11}" if args.wire else ""))
+    for name in names:
+        cls, make = CASES[name]
+        pts, options, group_by = make(args.points)
+        reqs = [to_request(p, group_by) for p in pts]
+        slow_cls = per_point(cls)
+        # Per point is slow: time a slice of the input and scale (same points, same order).
+        n_slow = min(len(reqs), max(2000, args.points // 5))
+        vec = slow = float("inf")
+        for _ in range(args.repeat):
+            vec = min(vec, run_in_process(cls, reqs, options))
+            slow = min(slow, run_in_process(slow_cls, reqs[:n_slow], options))
+        vec_rate = len(reqs) / vec
+        slow_rate = n_slow / slow
+        line = f"{name:<13} {vec_rate:>17,.0f} {slow_rate:>16,.0f} {vec_rate / slow_rate:>6.1f}x"
+        if args.wire:
+            wire = min(run_wire(name, reqs, options) for _ in range(args.repeat))
+            line += f" {len(reqs) / wire:>11,.0f}"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
