@@ -267,6 +267,10 @@ class WireClient(_FrameChannel):
 
     def __exit__(self, *exc) -> None:
         self.kill()
+        if self._err_thread is not None:
+            # The collector reads by fd number: closing the pipe under it would let its next
+            # read take a later client's stderr, once the OS reuses that number.
+            self._err_thread.join(5.0)
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if f is not None:
                 with contextlib.suppress(OSError):

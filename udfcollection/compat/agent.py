@@ -142,11 +142,11 @@ def _reader_for(_in, sock):
         return socket_reader(sock)
     if _in is None or _fileno(_in) == 0:
         return fd_reader(0)
-    read = getattr(_in, "read1", None) or _in.read
+    source = getattr(_in, "buffer", _in)  # a text-mode file: read its bytes layer
+    read = getattr(source, "read1", None) or source.read
 
     def read_some(n: int) -> bytes:
-        data = read(n)
-        return data.encode() if isinstance(data, str) else (data or b"")
+        return read(n) or b""
 
     return read_some
 
@@ -177,7 +177,6 @@ class Agent:
         self.mode = "socket" if self._sock is not None else (
             "stdio" if (_in is None or _fileno(_in) == 0) and _is_stdout(out) else "file")
         self._writer = FrameWriter(_writer_for(out, self._sock))
-        self._buf = self._writer.buf
         self._thread: threading.Thread | None = None
         self._worker_ident: int | None = None
         self._watch_batches = False
@@ -223,7 +222,7 @@ class Agent:
         if get_ident() == self._worker_ident:
             # The protocol thread is the only one that appends to the buffer (and flushes
             # it), so appending needs no lock.
-            buf = self._buf
+            buf = self._writer.buf
             n = len(body)
             buf += _HEADS[n] if n < 128 else encode_varint(n)
             buf += body

@@ -63,8 +63,9 @@ def _redirect_stdout() -> int:
     new fd 1 (stderr), so `print` still works and any file object whose fileno() is 1 is
     recognised by `Agent` as the script's stdout."""
     proto_fd = claim_stdout()
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True,
-                                  encoding="utf-8", errors="backslashreplace")
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)),
+                                  line_buffering=True, write_through=True, encoding="utf-8",
+                                  errors="backslashreplace")
     return proto_fd
 
 
