@@ -21,6 +21,7 @@ console script next to this Python, as kapacitor.conf starts it) to reading its 
 (target: 500 ms; Kapacitor asks every UDF for Info when the daemon starts).
 
 Usage: python benchmarks/bench_ml.py [--points 20000] [--repeat 3] [--udf weld] [--wire]
+       python benchmarks/bench_ml.py --udf wind_turbine --wind-model rf.pkl --slow-points 300
        python benchmarks/bench_ml.py --info [--repeat 10]
 """
 
@@ -58,9 +59,13 @@ def per_point(cls):
     return type(f"PerPoint{cls.__name__}", (cls,), {"process_many": None, "process": process})
 
 
+WIND_MODEL: list[str] = []  # --wind-model PATH
+
+
 def wind_input(n: int) -> tuple[list[LPPoint], list, tuple[str, ...]]:
     pts = wind_points(WIND_T1)[:n]
-    return pts, [], ("turbine",)
+    opts = [("model", [("string", WIND_MODEL[0])])] if WIND_MODEL else []
+    return pts, opts, ("turbine",)
 
 
 def weld_input(n: int) -> tuple[list[LPPoint], list, tuple[str, ...]]:
@@ -187,7 +192,14 @@ def main() -> None:
     ap.add_argument("--udf", action="append", choices=sorted(CASES))
     ap.add_argument("--wire", action="store_true", help="also time the vectorised UDF over a pipe")
     ap.add_argument("--info", action="store_true", help="measure Info latency from start")
+    ap.add_argument("--wind-model", metavar="PATH",
+                    help="power-curve model for wind_turbine instead of the shipped one (e.g. a "
+                    "random forest the size of the published detector's)")
+    ap.add_argument("--slow-points", type=int, default=0,
+                    help="points for the per-point runs (default: max(2000, points/5))")
     args = ap.parse_args()
+    if args.wind_model:
+        WIND_MODEL.append(args.wind_model)
     names = args.udf or list(CASES)
     if args.info:
         import statistics
@@ -207,7 +219,7 @@ def main() -> None:
         reqs = [to_request(p, group_by) for p in pts]
         slow_cls = per_point(cls)
         # Per point is slow: time a slice of the input and scale (same points, same order).
-        n_slow = min(len(reqs), max(2000, args.points // 5))
+        n_slow = min(len(reqs), args.slow_points or max(2000, args.points // 5))
         vec = slow = float("inf")
         for _ in range(args.repeat):
             vec = min(vec, run_in_process(cls, reqs, options))

@@ -182,33 +182,36 @@ with `kapudf train wind_turbine --data your.csv`."""
             # points one by one without a window having been advanced twice.
             expected[evaluated] = self.model.predict(speed[evaluated].reshape(-1, 1))
             error[evaluated] = (expected[evaluated] - power[evaluated]) / power[evaluated]
-        ev_l, exp_l, err_l = evaluated.tolist(), expected.tolist(), error.tolist()
+        candidate = error > o.threshold  # False wherever not evaluated (error 0)
+        ev_l, cand_l = evaluated.tolist(), candidate.tolist()
+        exp_l, err_l = expected.tolist(), error.tolist()
         speed_l, power_l = speed.tolist(), power.tolist()
-        confirm, threshold, max_slope = o.confirm, o.threshold, o.max_slope
+        confirm, max_slope = o.confirm, o.max_slope
         breaks = o.not_evaluated_breaks
         results: list = []
+        append = results.append
         for p, st, k in zip(points, states, plan, strict=True):
             if k.__class__ is str:
-                results.append(self.bad.handle(p, k, NOT_EVALUATED))
+                append(self.bad.handle(p, k, NOT_EVALUATED))
                 continue
             if not ev_l[k]:
                 if breaks:
                     _push(st.window, [False, 0.0, 0.0], confirm)
-                results.append(p.emit(NOT_EVALUATED))
+                append(p.emit(NOT_EVALUATED))
                 continue
-            err = err_l[k]
             window = st.window
-            entry = [err > threshold, speed_l[k], power_l[k]]
-            _push(window, entry, confirm)
+            entry = [cand_l[k], speed_l[k], power_l[k]]
+            window.append(entry)
+            if len(window) > confirm:
+                del window[: len(window) - confirm]
             status = 0.0
             if entry[0] and len(window) == confirm and all(x[0] for x in window):
-                fit = slope([x[1] for x in window], [x[2] for x in window])
-                if abs(fit) < max_slope:
-                    status = level(err)
+                if abs(slope([x[1] for x in window], [x[2] for x in window])) < max_slope:
+                    status = level(err_l[k])
                 else:
                     entry[0] = False
-            results.append(p.emit({"anomaly_status": status, "expected_power": exp_l[k],
-                                   "power_error": err}))
+            append(p.emit({"anomaly_status": status, "expected_power": exp_l[k],
+                           "power_error": err_l[k]}))
         return results
 
 
