@@ -34,6 +34,7 @@ Scores every point with a model you trained yourself, without writing Python: a 
 estimator or pipeline saved with pickle or joblib, or a CatBoost model saved with
 `save_model` (.cbm). The model is loaded once, at task start, only from the path given in
 `model`; a missing, unreadable or invalid file fails the task's start with a message naming it.
+`shipped:wind_turbine` and `shipped:weld` serve the models shipped with kapudf (hash-checked).
 
 - Inputs are read by field name (double or int fields): the `feature` options in the model's
   input order, or by default the model's own feature names (scikit-learn `feature_names_in_`,
@@ -54,7 +55,8 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
     example_group_by = ("machine",)
     options = (
         Option("model", STRING,
-               "Path of the model file: scikit-learn pickle/joblib or CatBoost .cbm.",
+               "Path of the model file (scikit-learn pickle/joblib or CatBoost .cbm), or "
+               "shipped:NAME for a model shipped with kapudf (shipped:weld).",
                required=True, example="/var/lib/kapudf/model.joblib",
                check=lambda v: None if v.strip() else "must not be empty"),
         Option("feature", STRING,
