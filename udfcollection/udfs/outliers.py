@@ -53,12 +53,14 @@ h = (n - 1) * q and is x[floor(h)] + (h - floor(h)) * (x[floor(h)+1] - x[floor(h
   0.0 otherwise.
 
 Every input batch gets one output batch (BeginBatch with the number of points emitted, the
-points in input order, EndBatch), even when it is empty. A batch of one point, or of equal
-values, has IQR 0 and no outliers unless values differ from the quartiles. Int and float
-values are both used as numbers. Points whose field is missing, a string or a bool, NaN or
-infinite take no part in the quartiles and are handled by `onError`: 'drop' (default) leaves
-them out of the output (logged once per batch with their count), 'pass' emits them unchanged,
-'fail' stops the task. Batches are independent: no state is kept between them."""
+points in input order, EndBatch), even when it is empty. A batch of one point or of equal
+values has no outliers; when the middle half of the sorted values are all equal, IQR is 0
+and every value different from them is an outlier, whatever `scale` (it cannot widen a zero
+IQR). Int and float values are both used as numbers. Points whose field is missing, a string
+or a bool, NaN or infinite take no part in the quartiles and are handled by `onError`: 'drop'
+(default) leaves them out of the output (logged once per batch with their count), 'pass'
+emits them unchanged, 'fail' stops the task. Batches are independent: no state is kept
+between them."""
     wants = BATCH
     provides = BATCH
     example_measurement = "cpu"
