@@ -154,8 +154,12 @@ def main() -> int:
     after_cap = [s for s in samples if s[0] >= 2 * min(args.groups, cap)]
     if len(after_cap) >= 2:
         first, end = after_cap[0], after_cap[-1]
-        print(f"RSS growth after the group state is complete: {(end[1] - first[1]) / 1024:+.1f} "
-              f"MiB from {first[0]:,} to {end[0]:,} points")
+        lo = min(r for _n, r in after_cap)
+        hi = max(r for _n, r in after_cap)
+        print(f"RSS once the group state is complete ({first[0]:,} to {end[0]:,} points): "
+              f"first {first[1] / 1024:.1f}, last {end[1] / 1024:.1f}, range "
+              f"{lo / 1024:.1f} to {hi / 1024:.1f} MiB (input read ahead of the handler, up to "
+              f"8 MiB, comes and goes with it)")
     warnings = [ln.decode(errors="replace").rstrip() for ln in stderr_lines
                 if not ln.startswith(b"INFO")]
     if warnings:
