@@ -45,6 +45,7 @@ def test_manifest_describes_every_shipped_model():
         data = path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
         assert len(data) == entry["size_bytes"]
+        assert entry["name"] == name
         assert entry["libraries"]["python"]
         assert entry["metrics"]
         assert shipped_model(name) == (path, entry)

@@ -153,6 +153,7 @@ def train(data: Path | None, out_dir: Path, *, progress: Progress = lambda s: No
     tmp.replace(path)
     progress(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return {
+        "name": "weld",
         "file": MODEL_FILE,
         "format": "catboost-cbm",
         "sha256": sha256_file(path),

@@ -89,6 +89,7 @@ def train(data: Path | None, out_dir: Path, *, speed_column: str = "wind_speed",
     tmp.replace(path)
     progress(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return {
+        "name": "wind_turbine",
         "file": MODEL_FILE,
         "format": "sklearn-pickle",
         "sha256": sha256_file(path),
