@@ -265,6 +265,7 @@ class UDF:
     State: ClassVar[type[UDFState] | None] = None
     state_version: ClassVar[int] = 1
     on_error_default: ClassVar[str] = "drop"
+    on_error_help: ClassVar[str] = ""  # the UDF's own one-line help for onError, if it differs
     example_options: ClassVar[dict[str, Any]] = {}
     example_measurement: ClassVar[str] = "cpu"
     example_group_by: ClassVar[tuple[str, ...]] = ("host",)
@@ -286,9 +287,11 @@ class UDF:
         for o in COMMON_OPTIONS:
             if o.name in names:
                 continue
-            if o.name == "onError" and cls.on_error_default != o.default:
-                o = Option(o.name, o.type, o.help, default=cls.on_error_default,
-                           choices=o.choices, example=cls.on_error_default)
+            if o.name == "onError" and (cls.on_error_default != o.default
+                                        or cls.on_error_help):
+                o = Option(o.name, o.type, cls.on_error_help or o.help,
+                           default=cls.on_error_default, choices=o.choices,
+                           example=cls.on_error_default)
             common.append(o)
         return own + tuple(common)
 
