@@ -7,6 +7,11 @@ from typing import Any, ClassVar
 from udfcollection.points import Point
 from udfcollection.spec import FLAG, STRING, UDF, InitError, Option, Options
 
+ON_ERROR_HELP = ("A point whose model inputs are missing or not numbers: 'pass' it on "
+                 "with the not-evaluated outputs (0 / ''), 'drop' it, or 'fail' the task. "
+                 "Logged, rate-limited. (An error inside the model itself passes the "
+                 "point on unchanged.)")
+
 
 def _output_kind(model) -> str:
     """Field type of the prediction: 'double' for a regressor, else by the class labels."""
@@ -72,6 +77,7 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
     emits = ("every input point with the model's prediction added (and class probabilities "
              "with proba)")
     on_error_default = "pass"
+    on_error_help = ON_ERROR_HELP
     heavy = True
 
     @classmethod

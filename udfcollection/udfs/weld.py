@@ -13,6 +13,11 @@ CURRENT = "Primary Weld Current"
 NOT_EVALUATED: dict[str, Any] = {"defect_probability": 0.0, "weld_class": "",
                                  "anomaly_status": 0.0}
 
+ON_ERROR_HELP = ("A point whose model inputs are missing or not numbers: 'pass' it on "
+                 "with the not-evaluated outputs (0 / ''), 'drop' it, or 'fail' the task. "
+                 "Logged, rate-limited. (An error inside the model itself passes the "
+                 "point on unchanged.)")
+
 
 def good_class(classes: list, declared: str | None = None) -> Any:
     """The class label meaning a good weld: the manifest's `good_class` for the shipped model,
@@ -70,6 +75,7 @@ feature names are used when it has them); retrain with `kapudf train weld --data
     emits = ("every input point with defect_probability, weld_class and anomaly_status (1.0 "
              "for a likely defect) added")
     on_error_default = "pass"
+    on_error_help = ON_ERROR_HELP
     heavy = True
 
     def setup(self) -> None:

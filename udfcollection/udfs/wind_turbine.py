@@ -11,6 +11,11 @@ from udfcollection.spec import BOOL, DOUBLE, INT, STRING, UDF, InitError, Option
 NOT_EVALUATED: dict[str, float] = {"anomaly_status": 0.0, "expected_power": 0.0,
                                    "power_error": 0.0}
 
+ON_ERROR_HELP = ("A point whose model inputs are missing or not numbers: 'pass' it on "
+                 "with the not-evaluated outputs (0 / ''), 'drop' it, or 'fail' the task. "
+                 "Logged, rate-limited. (An error inside the model itself passes the "
+                 "point on unchanged.)")
+
 
 @dataclass
 class WindState(UDFState):
@@ -120,6 +125,7 @@ with `kapudf train wind_turbine --data your.csv`."""
     emits = ("every input point with anomaly_status (0.0, or 0.3/0.6/1.0 for a confirmed "
              "LOW/MEDIUM/HIGH anomaly), expected_power and power_error added")
     on_error_default = "pass"
+    on_error_help = ON_ERROR_HELP
     heavy = True
     State = WindState
     state_version = 1
