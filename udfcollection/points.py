@@ -210,8 +210,19 @@ class Point:
 def _set_fields(pb: udf_pb2.Point, fields: Mapping[str, FieldValue], replace: bool = False) -> None:
     """Write fields into the typed map matching each value's type. With `replace`, a key is
     first removed from the other typed maps so a field never appears twice with two types."""
-    # Each map attribute access and lookup is a C call: fetch the maps once, and when
-    # replacing only look into typed maps that hold anything (most points have doubles only).
+    if not replace:
+        # Fields replaced wholesale (moving_avg's one average): fetch only the map needed,
+        # each map attribute access being a C call.
+        for key, value in fields.items():
+            name = _MAP_FOR_TYPE.get(type(value))
+            if name is None:
+                name, value = _coerce(key, value)
+                if name is None:
+                    continue
+            getattr(pb, name)[key] = value
+        return
+    # Each map attribute access and lookup is a C call: fetch the maps once, and only look
+    # into typed maps that hold anything (most points have doubles only).
     fd, fi, fs, fb = pb.fieldsDouble, pb.fieldsInt, pb.fieldsString, pb.fieldsBool
     others = [m for m in (fd, fi, fs, fb) if len(m)] if replace else ()
     for key, value in fields.items():
@@ -239,6 +250,28 @@ def _set_fields(pb: udf_pb2.Point, fields: Mapping[str, FieldValue], replace: bo
             if other is not target and key in other:
                 del other[key]
         target[key] = value
+
+
+_MAP_FOR_TYPE = {float: "fieldsDouble", int: "fieldsInt", str: "fieldsString",
+                 bool: "fieldsBool"}
+
+
+def _coerce(key: str, value: object) -> tuple[str | None, object]:
+    """Map name and plain value for numpy scalars and other number/str/bool subclasses;
+    (None, None) for None (the field is left out). Raises TypeError for anything else."""
+    if isinstance(value, bool):
+        return "fieldsBool", bool(value)
+    if isinstance(value, str):
+        return "fieldsString", str(value)
+    if isinstance(value, numbers.Integral):
+        return "fieldsInt", int(value)
+    if isinstance(value, numbers.Real):
+        return "fieldsDouble", float(value)
+    if value is None:
+        return None, None
+    if hasattr(value, "item"):  # numpy scalars, numpy.bool_ included
+        return _coerce(key, value.item())
+    raise TypeError(f"field {key!r}: unsupported value type {type(value).__name__}")
 
 
 class Batch:

@@ -11,11 +11,12 @@ import time as _time
 import traceback
 from datetime import UTC, datetime
 
-from udfcollection.agent.connection import FrameWriter
+from udfcollection.agent.connection import FLUSH_AT, FrameWriter
 from udfcollection.agent.logs import RateLimiter
 from udfcollection.agent.runtime import FatalError, Handler
 from udfcollection.points import Batch, Point
 from udfcollection.protocol import udf_pb2
+from udfcollection.protocol.framing import SMALL_VARINTS, encode_varint
 from udfcollection.spec import (
     BATCH,
     BOOL,
@@ -218,6 +219,7 @@ class UDFHandler(Handler):
         get_state = self.groups.get if self.stateful else None
         failed = self._point_failed
         point_cls = Point
+        small = SMALL_VARINTS
 
         def point(req: udf_pb2.Request, out: FrameWriter) -> None:
             pb = req.point
@@ -230,7 +232,14 @@ class UDFHandler(Handler):
             if result is None:
                 return
             if result.__class__ is point_cls:
-                out.frame(result.to_request().SerializeToString())
+                # out.frame() inlined: this runs once per output point.
+                body = result.to_request().SerializeToString()
+                n = len(body)
+                buf = out.buf
+                buf += small[n] if n < 128 else encode_varint(n)
+                buf += body
+                if len(buf) >= FLUSH_AT:
+                    out.flush()
             else:
                 for r in result:
                     out.frame(r.to_request().SerializeToString())

@@ -38,7 +38,8 @@ def encode_varint(value: int) -> bytes:
     return bytes(out)
 
 
-_SMALL = [bytes([i]) for i in range(0x80)]
+SMALL_VARINTS = [bytes([i]) for i in range(0x80)]
+_SMALL = SMALL_VARINTS
 
 
 def encode_frame(body: bytes) -> bytes:
