@@ -9,8 +9,9 @@ point read means N points were processed.
 Prints, per run: points/s over the first 100,000 points and over all of them (from the first
 write to the last output point read), the script process's RSS after 100,000, 500,000 and
 1,000,000 points with the growth per point between 100k and 1M, and its CPU time per point.
-Then the best and median over `--repeat` runs, and the load average before and after (the
-machine may be shared: compare runs taken under similar load).
+Then how long Info takes from process start, the best and median over `--repeat` runs, and the
+load average before and after (the machine may be shared: compare runs taken under similar
+load).
 
 `--script tests/compat_scripts/scale_entries.py --options factor=2.0` measures the old
 repeated-entry field style instead (it also answers one point per point).
@@ -158,6 +159,31 @@ def one_run(script: str, options: list, blobs: list[bytes], n: int) -> dict:
     }
 
 
+def info_latency(script: str, runs: int = 5) -> list[float]:
+    """Milliseconds from process start to the InfoResponse, as at kapacitord start-up."""
+    req = udf_pb2.Request()
+    req.info.SetInParent()
+    data = encode_frame(req.SerializeToString())
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "udfcollection", "run", script],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, bufsize=0)
+        proc.stdin.write(data)
+        splitter = FrameSplitter()
+        got: list[bytes] = []
+        while not got:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            got, _ = splitter.feed(chunk)
+        out.append((time.perf_counter() - t0) * 1e3)
+        proc.stdin.close()
+        proc.wait(30)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--script", default=str(DEFAULT_SCRIPT))
@@ -194,6 +220,9 @@ def main() -> None:
             print(f"       RSS growth {lo:,} -> {hi:,} points: "
                   f"{(r['rss'][hi] - r['rss'][lo]) / 1024:+.1f} MiB ({per_point:+.2f} bytes "
                   "per point)")
+    info = info_latency(args.script)
+    print(f"Info answered {statistics.median(info):.0f} ms after process start (median of "
+          f"{len(info)}, max {max(info):.0f} ms)")
     rates = [r["rate_all"] for r in runs]
     print(f"points/s over all {n:,}: best {max(rates):,.0f}, median "
           f"{statistics.median(rates):,.0f}, worst {min(rates):,.0f} "

@@ -103,12 +103,13 @@ class MovingAverageHandler(Handler):
         if window is None:
             window = self._windows[point.group] = Window(self._size)
         response = udf_pb2.Response()
-        response.point.CopyFrom(point)
-        response.point.ClearField("fieldsDouble")
-        response.point.ClearField("fieldsInt")
-        response.point.ClearField("fieldsString")
-        response.point.ClearField("fieldsBool")
-        response.point.fieldsDouble[self._as] = window.add(value)
+        out = response.point
+        out.CopyFrom(point)
+        out.ClearField("fieldsDouble")
+        out.ClearField("fieldsInt")
+        out.ClearField("fieldsString")
+        out.ClearField("fieldsBool")
+        out.fieldsDouble[self._as] = window.add(value)
         self._agent.write_response(response)
 
     def end_batch(self, end_req):

@@ -282,7 +282,9 @@ class Connection:
                 return
             yield frames, offsets
             self._consumed = end
-            if self._waiting:
+            # Wake the reader only once it may read again: waking it after every chunk while it
+            # must still wait costs a pointless thread switch (and GIL hand-over) per chunk.
+            if self._waiting and self._produced - end <= self._max_buffered:
                 room.set()
 
     def input_idle(self) -> bool:
