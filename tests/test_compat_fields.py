@@ -31,6 +31,10 @@ def test_iteration_yields_keys_that_are_also_entries(legacy) -> None:
     assert [(e.key, e.value) for e in entries] == [("a", 1.5), ("b", 2.5)]  # entry style
     assert [(t.key, t.value) for t in p.tags] == [("host", "h1")]
     assert dict(p.fieldsDouble.items()) == {"a": 1.5, "b": 2.5}
+    # The views keep yielding plain keys (map-style code walks them at C speed).
+    assert [type(k) for k in p.fieldsDouble.keys()] == [str, str]  # noqa: SIM118
+    assert sorted(p.fieldsDouble.values()) == [1.5, 2.5]
+    assert ("host", "h1") in p.tags.items() and len(p.tags.items()) == 1
     assert {k: p.fieldsDouble[k] for k in p.fieldsDouble} == {"a": 1.5, "b": 2.5}
     assert "a" in p.fieldsDouble and "z" not in p.fieldsDouble
 
@@ -102,10 +106,15 @@ def test_str_snapshot_is_encoded(legacy) -> None:
 def test_everything_is_undone_on_exit() -> None:
     p = udf_pb2.Point()
     p.fieldsDouble["a"] = 1.0
+    names = ("__iter__", "keys", "values", "items", "add", "extend")
+    before = {n: vars(type(p.fieldsDouble)).get(n) for n in names}
     with legacy_field_access():
         assert hasattr(p.fieldsDouble, "add")
+        assert {n: vars(type(p.fieldsDouble)).get(n) for n in names} != before
     assert not hasattr(p.fieldsDouble, "add")
     assert not hasattr(udf_pb2.InfoResponse().options, "add")
     assert [type(k) for k in p.fieldsDouble] == [str]
+    assert {n: vars(type(p.fieldsDouble)).get(n) for n in names} == before
+    assert list(p.fieldsDouble.items()) == [("a", 1.0)]
     with pytest.raises(TypeError):
         udf_pb2.Response().snapshot.snapshot = "text"

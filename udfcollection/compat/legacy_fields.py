@@ -15,6 +15,7 @@ assignment). While `legacy_field_access()` is active both styles work on the sam
   the map; assigning it writes through);
 - map containers gain `add(key=..., value=...)` (returns the entry; `add()` with no key returns
   an entry that is stored once its `.key` is set) and `extend(entries)`;
+- `keys()`, `values()` and `items()` keep yielding plain keys, at C iteration speed;
 - a `str` assigned to `SnapshotResponse.snapshot` is stored UTF-8 encoded instead of raising
   TypeError (Python 2 era scripts set `''` or `json.dumps(...)`).
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, ValuesView
 from typing import Any
 
 from udfcollection.protocol import udf_pb2
@@ -177,6 +178,44 @@ def _iter_with(original, cls: type[MapEntry]):
     return __iter__
 
 
+def _views(original):
+    """`keys()`, `values()` and `items()` over the container's own C iterator: map-style code
+    that walks a map through them pays nothing for the entry objects plain iteration makes."""
+
+    class Keys(KeysView):
+        __slots__ = ()
+
+        def __iter__(self):
+            return original(self._mapping)
+
+    class Values(ValuesView):
+        __slots__ = ()
+
+        def __iter__(self):
+            m = self._mapping
+            for k in original(m):
+                yield m[k]
+
+    class Items(ItemsView):
+        __slots__ = ()
+
+        def __iter__(self):
+            m = self._mapping
+            for k in original(m):
+                yield (k, m[k])
+
+    def keys(self):
+        return Keys(self)
+
+    def values(self):
+        return Values(self)
+
+    def items(self):
+        return Items(self)
+
+    return keys, values, items
+
+
 def _snapshot_setattr(original):
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "snapshot" and isinstance(value, str):
@@ -193,15 +232,16 @@ def _patches() -> list[tuple[type, str, Any]]:
     scalar = type(udf_pb2.Point().fieldsDouble)
     message = type(udf_pb2.InfoResponse().options)
     snap = udf_pb2.SnapshotResponse
-    return [
-        (scalar, "__iter__", _iter_with(scalar.__iter__, MapEntry)),
-        (scalar, "add", _scalar_add),
-        (scalar, "extend", _scalar_extend),
-        (message, "__iter__", _iter_with(message.__iter__, MessageMapEntry)),
-        (message, "add", _message_add),
-        (message, "extend", _message_extend),
-        (snap, "__setattr__", _snapshot_setattr(snap.__setattr__)),
-    ]
+    patches: list[tuple[type, str, Any]] = []
+    for cls, entry, add, extend in ((scalar, MapEntry, _scalar_add, _scalar_extend),
+                                    (message, MessageMapEntry, _message_add, _message_extend)):
+        original = cls.__iter__
+        keys, values, items = _views(original)
+        patches += [(cls, "__iter__", _iter_with(original, entry)), (cls, "add", add),
+                    (cls, "extend", extend), (cls, "keys", keys), (cls, "values", values),
+                    (cls, "items", items)]
+    patches.append((snap, "__setattr__", _snapshot_setattr(snap.__setattr__)))
+    return patches
 
 
 @contextlib.contextmanager
