@@ -30,7 +30,8 @@ def clean_path():
 
 
 def test_aliases_are_kapudfs_classes_and_vanish_afterwards(clean_path) -> None:
-    assert importlib.util.find_spec("kapacitor") is None, "a kapacitor package is installed"
+    if importlib.util.find_spec("kapacitor") is not None:
+        pytest.skip("a kapacitor package is installed here (the next test covers that case)")
     with stock_agent_modules():
         from kapacitor.udf import udf_pb2 as pb
         from kapacitor.udf.agent import Agent, Handler, Server
