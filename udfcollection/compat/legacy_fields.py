@@ -47,9 +47,8 @@ _str_new = str.__new__
 class MapEntry(str):
     """A key of a scalar map (tags, fields) that also reads like an old-style entry message."""
 
-    @property
-    def key(self) -> str:
-        return str.__str__(self)
+    # The key as a plain str; a C-level getter, no Python frame per access.
+    key = property(str.__str__, doc="The entry's key.")
 
     @property
     def value(self) -> Any:
@@ -141,7 +140,9 @@ def _scalar_add(self, key: str | None = None, value: Any = None) -> MapEntry | P
         self[key]  # stores the default, as adding an entry with no value did
     else:
         self[key] = value
-    return _entry(MapEntry, key, self)
+    e = _str_new(MapEntry, key)
+    e._container = self
+    return e
 
 
 def _message_add(self, key: str | None = None, value: Any = None
