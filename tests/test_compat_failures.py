@@ -90,6 +90,15 @@ def test_a_stray_print_does_not_reach_the_protocol_stream() -> None:
         assert "chatty: point number 2" in c.stderr_text()
 
 
+def test_output_written_from_a_scripts_own_thread_goes_out_at_once() -> None:
+    with faulty() as c:
+        assert c.request(init_request([("fromThread", [])])).init.success
+        c.send(point_request(1, {"v": 1.0}))
+        # Nothing more is sent and stdin stays open: only an immediate flush delivers it.
+        assert c.recv(timeout=5).point.fieldsInt["n"] == 1
+        assert c.request(keepalive_request(5)).keepalive.time == 5
+
+
 @pytest.mark.parametrize("mode", ["missing", "none", "str", "raise"])
 def test_bad_snapshots_answer_empty_instead_of_dying(mode: str) -> None:
     with faulty() as c:

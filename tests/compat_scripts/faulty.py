@@ -10,9 +10,12 @@ Options:
   failInit           init() raises
   snapshot STRING    snapshot() behaviour: missing | none | str | raise | json
   failRestore        restore() raises
+  fromThread         point() writes nothing itself; a timer thread of the script's own writes
+                     the point 50 ms later (as scripts that emit on a schedule do)
 """
 import json
 import sys
+import threading
 import time
 
 from kapacitor.udf import udf_pb2
@@ -31,6 +34,7 @@ class FaultyHandler(Handler):
         self.fail_end = 0
         self.snapshot_mode = "missing"
         self.fail_restore = False
+        self.from_thread = False
         self.points = 0
         self.batches = 0
         self.restored = None
@@ -49,6 +53,7 @@ class FaultyHandler(Handler):
         opts["failInit"].valueTypes.extend([])
         opts["snapshot"].valueTypes.append(udf_pb2.STRING)
         opts["failRestore"].valueTypes.extend([])
+        opts["fromThread"].valueTypes.extend([])
         return response
 
     def init(self, init_req):
@@ -69,6 +74,8 @@ class FaultyHandler(Handler):
                 self.snapshot_mode = opt.values[0].stringValue
             elif opt.name == "failRestore":
                 self.fail_restore = True
+            elif opt.name == "fromThread":
+                self.from_thread = True
         response = udf_pb2.Response()
         response.init.success = True
         return response
@@ -115,6 +122,9 @@ class FaultyHandler(Handler):
         response = udf_pb2.Response()
         response.point.CopyFrom(point)
         response.point.fieldsInt["n"] = self.points
+        if self.from_thread:
+            threading.Timer(0.05, self._agent.write_response, args=(response,)).start()
+            return
         self._agent.write_response(response)
 
     def end_batch(self, end_req):
