@@ -210,3 +210,16 @@ def test_a_script_that_fails_to_import_exits_1_with_one_line(tmp_path) -> None:
         err = c.stderr_text()
     lines = [line for line in err.splitlines() if "broken.py failed" in line]
     assert len(lines) == 1 and "RuntimeError: boom" in lines[0]
+
+
+def test_a_script_that_starts_no_agent_is_reported(tmp_path) -> None:
+    script = tmp_path / "not_a_udf.py"
+    script.write_text("print('hello from a script')\n")
+    with WireClient([sys.executable, "-m", "udfcollection", "run", str(script)]) as c:
+        c.close_input()
+        assert c.recv_all() == []
+        assert c.raw_out == b""  # the print went to stderr, not the protocol stream
+        assert c.wait() == 0
+        err = c.stderr_text()
+    assert "hello from a script" in err
+    assert "finished without starting an Agent" in err

@@ -69,6 +69,7 @@ def test_stale_socket_connections_and_sigterm_cleanup(sockdir: Path) -> None:
         assert not path.exists()
         assert "removing stale socket file" in err
         assert "INFO:mirror: server stopped" in err  # serve() returned to the script
+        assert "WARNING" not in err and "ERROR" not in err
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -50,6 +50,7 @@ log = logging.getLogger("udfcollection.compat")
 settings = SimpleNamespace(
     strict=False,  # stop at the first handler exception, as the stock agent does
     stdout_fd=None,  # the fd protocol frames go to when a script writes to "stdout"
+    agents_started=0,  # how many agents the script started, finished ones included
 )
 
 # Agents started in this process, for the runner to wait on when the script's main returns.
@@ -197,6 +198,7 @@ class Agent:
         self._thread = threading.Thread(target=self._run, args=(conn, handler),
                                         name="agent", daemon=True)
         started.append(self)
+        settings.agents_started += 1
         self._thread.start()
 
     def wait(self) -> None:

@@ -99,6 +99,7 @@ def run_script(path: str, args: list[str], strict: bool) -> int:
     compat_agent.settings.strict = strict
     compat_agent.settings.stdout_fd = proto_fd
     compat_agent.started.clear()
+    compat_agent.settings.agents_started = 0
     saved_argv = sys.argv
     sys.argv = [path, *args]
     code: int | None = None
@@ -115,7 +116,7 @@ def run_script(path: str, args: list[str], strict: bool) -> int:
                 log.error("the script %s failed: %s: %s", path, type(exc).__name__, exc,
                           exc_info=True)
                 code = 1
-            if not compat_agent.started and code is None:
+            if not compat_agent.settings.agents_started and code is None:
                 log.warning("the script %s finished without starting an Agent; is it a "
                             "Kapacitor UDF script (does it call agent.start())?", path)
             agents_code = _wait_for_agents()
