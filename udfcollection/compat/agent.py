@@ -37,7 +37,7 @@ from udfcollection.agent.connection import (
     socket_reader,
     socket_writer,
 )
-from udfcollection.agent.runtime import serve
+from udfcollection.agent.runtime import error_frame, serve
 from udfcollection.compat.script_handler import ScriptHandler
 from udfcollection.compat.server import Server
 from udfcollection.protocol import udf_pb2
@@ -284,7 +284,12 @@ class Agent:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
             log.info("the script's handler called sys.exit(%s); stopping this agent", exc.code)
         except BaseException as exc:
-            log.error("agent stopped: %s: %s", type(exc).__name__, exc)
+            # The reader would go on answering keepalives for a dead agent and the task would
+            # stall unnoticed: tell Kapacitor instead.
+            text = f"kapudf: the agent stopped: {type(exc).__name__}: {exc}"
+            log.error("%s", text, exc_info=True)
+            conn.stop()
+            self._writer.write_last(error_frame(text))
         finally:
             self._writer.flush()
             self.exit_code = code
