@@ -181,6 +181,7 @@ def test_init_errors_over_the_wire(tmp_path, models_copy):
 
 # --- kapudf train ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["wind_turbine", "weld"])
 def test_train_reproduces_the_shipped_file(tmp_path, name):
     shipped = read_manifest(shipped_models_dir())["models"][name]

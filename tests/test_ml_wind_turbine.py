@@ -242,6 +242,7 @@ def test_init_errors_name_the_problem(tmp_path):
 
 # --- the T1 data set ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_t1_streamed_in_time_order_counts(capsys):
     """T1 (grid_activepower as power) through the UDF with the shipped model; the counts are
     printed and must equal the manifest's. The published window variant must be within 1% of

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from udfcollection.agent.logs import RateLimiter
+from udfcollection.agent.udf_handler import describe_point
 from udfcollection.points import Point
 from udfcollection.spec import PointError
 
@@ -60,10 +61,9 @@ def read_features(points: list[Point], names: list[str] | tuple[str, ...]
 class BadInputPolicy:
     """Applies the onError policy to points whose model inputs are unusable."""
 
-    def __init__(self, policy: str, log: logging.Logger, udf_name: str):
+    def __init__(self, policy: str, log: logging.Logger):
         self.policy = policy
         self.log = log
-        self.udf_name = udf_name
         self._limiter = RateLimiter()
 
     def handle(self, point: Point, reason: str, not_evaluated: Mapping[str, Any]
@@ -75,7 +75,6 @@ class BadInputPolicy:
         allowed, suppressed = self._limiter.allow(reason[:120])
         if allowed:
             more = f" ({suppressed} similar messages suppressed)" if suppressed else ""
-            self.log.warning("point passed on as not evaluated: %s (measurement=%s group=%s "
-                             "time=%d)%s", reason, point.name or "-", point.group or "-",
-                             point.time, more)
+            self.log.warning("point passed on as not evaluated: %s (%s)%s", reason,
+                             describe_point(point), more)
         return point.emit(dict(not_evaluated))

@@ -117,7 +117,7 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
         self.not_evaluated: dict[str, Any] = {self.out: _EMPTY[self.kind]}
         for f in self.proba_fields:
             self.not_evaluated[f] = 0.0
-        self.bad = BadInputPolicy(o.on_error, self.log, self.name)
+        self.bad = BadInputPolicy(o.on_error, self.log)
         self.log.info("model %s (%s), features: %s", m.path, m.describe(), ", ".join(features))
 
     def process(self, point: Point, state: None) -> Point:

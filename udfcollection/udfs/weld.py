@@ -108,7 +108,7 @@ feature names are used when it has them); retrain with `kapudf train weld --data
         self.n_model_features = m.n_features or len(FEATURES)
         self.good_index = m.classes.index(self.good)
         self.class_names = [str(c) for c in m.classes]
-        self.bad = BadInputPolicy(o.on_error, self.log, self.name)
+        self.bad = BadInputPolicy(o.on_error, self.log)
         self.log.info("weld model: %s (%s), features: %s", m.path, m.describe(),
                       ", ".join(self.features[: self.n_model_features]))
 

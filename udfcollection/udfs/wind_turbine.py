@@ -156,7 +156,7 @@ with `kapudf train wind_turbine --data your.csv`."""
             raise InitError(f"model {m.path} takes {m.n_features} inputs; wind_turbine's model "
                             "takes one, the wind speed")
         self.log.info("power curve model: %s (%s)", m.path, m.describe())
-        self.bad = BadInputPolicy(o.on_error, self.log, self.name)
+        self.bad = BadInputPolicy(o.on_error, self.log)
         self.speed_field: str = o.speed_field
         self.power_field: str = o.power_field
 
