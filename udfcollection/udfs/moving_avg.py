@@ -173,8 +173,7 @@ points."""
             state.resum()
         else:
             state.total, state.comp, state.added = t, c, added
-        return point.emit({self.out: (state.total + state.comp) / len(values)},
-                          keep_fields=False)
+        return point.emit_only(self.out, (state.total + state.comp) / len(values))
 
     def _process_period(self, point: Point, state: AverageState) -> Point:
         v = self._value(point)
@@ -210,5 +209,4 @@ points."""
         state.added += 1
         if state.added >= _RESUM_MIN and state.added >= len(values):
             state.resum()
-        return point.emit({self.out: (state.total + state.comp) / len(values)},
-                          keep_fields=False)
+        return point.emit_only(self.out, (state.total + state.comp) / len(values))
