@@ -257,7 +257,8 @@ class Connection:
                     return
                 if not frames:
                     continue
-                if any(f[:1] == b"\x1a" for f in frames):
+                if splitter.small_frames:
+                    splitter.small_frames = False
                     kept_f, kept_o = [], []
                     for f, o in zip(frames, offsets, strict=True):
                         if f and f[0] == _KEEPALIVE_TAG and self._answer_keepalive(f):

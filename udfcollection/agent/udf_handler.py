@@ -232,8 +232,11 @@ class UDFHandler(Handler):
             if result is None:
                 return
             if result.__class__ is point_cls:
-                # out.frame() inlined: this runs once per output point.
-                body = result.to_request().SerializeToString()
+                # to_request() and out.frame() inlined: this runs once per output point.
+                req = result._req
+                if result._out is not None or req is None:
+                    req = result.to_request()
+                body = req.SerializeToString()
                 n = len(body)
                 buf = out.buf
                 buf += small[n] if n < 128 else encode_varint(n)

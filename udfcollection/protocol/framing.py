@@ -57,7 +57,7 @@ class FrameSplitter:
     offset so later stages can report where a bad message started.
     """
 
-    __slots__ = ("_base", "_held", "_need", "_parts", "_tail", "max_len")
+    __slots__ = ("_base", "_held", "_need", "_parts", "_tail", "max_len", "small_frames")
 
     def __init__(self, max_len: int = MAX_FRAME_LEN):
         self._tail = b""
@@ -66,6 +66,10 @@ class FrameSplitter:
         self._held = 0
         self._need = 0
         self.max_len = max_len
+        # Set when a frame under 16 bytes was returned (a keepalive is 4 to 13 bytes), so a
+        # reader looking for keepalives can skip scanning reads that hold none. The caller
+        # resets it.
+        self.small_frames = False
 
     @property
     def pending(self) -> int:
@@ -118,6 +122,8 @@ class FrameSplitter:
                     end = pos + 1 + b0
                     if end > n:
                         break
+                    if b0 < 16:
+                        self.small_frames = True
                     append(buf[pos + 1:end])
                     oappend(base + pos)
                     pos = end
@@ -157,6 +163,8 @@ class FrameSplitter:
             end = i + length
             if end > n:
                 break
+            if length < 16:
+                self.small_frames = True
             append(buf[i:end])
             oappend(base + pos)
             pos = end
