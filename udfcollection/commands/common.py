@@ -14,3 +14,18 @@ def load_udf(name: str) -> type[UDF]:
         return registry.get(name)
     except registry.UnknownUDF as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def positive_duration(_ctx, _param, value: str | None) -> int | None:
+    """click callback: a duration literal (`5m`, `90s`) as int nanoseconds, > 0."""
+    if value is None:
+        return None
+    from udfcollection.durations import parse_duration
+
+    try:
+        ns = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if ns <= 0:
+        raise click.BadParameter("must be a positive duration such as 5m")
+    return ns

@@ -6,22 +6,8 @@ import sys
 
 import click
 
-from udfcollection.commands.common import load_udf
+from udfcollection.commands.common import load_udf, positive_duration
 from udfcollection.spec import BATCH
-
-
-def _duration(_ctx, _param, value: str | None) -> int | None:
-    if value is None:
-        return None
-    from udfcollection.durations import parse_duration
-
-    try:
-        ns = parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if ns <= 0:
-        raise click.BadParameter("must be a positive duration such as 1h")
-    return ns
 
 
 @click.command("replay")
@@ -36,7 +22,7 @@ def _duration(_ctx, _param, value: str | None) -> int | None:
               help="A UDF option, as in TICKscript: -o field=value -o size=10 (repeatable).")
 @click.option("--group-by", multiple=True, metavar="TAG",
               help="Group by these tags instead of the query's GROUP BY tags (repeatable).")
-@click.option("--batch-every", callback=_duration, metavar="DURATION",
+@click.option("--batch-every", callback=positive_duration, metavar="DURATION",
               help="Batch UDFs: cut each group into windows of this much point time.")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
               help="Batch UDFs: cut each group into batches of N points.")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from udfcollection.commands.common import load_udf
+from udfcollection.commands.common import load_udf, positive_duration
 
 
 class DataFileError(click.ClickException):
@@ -90,20 +90,6 @@ def tick_call(cls, opts: list[tuple[str, list[tuple[str, object]]]]) -> str:
     return "".join(parts)
 
 
-def _duration(ctx, param, value: str | None) -> int | None:
-    if value is None:
-        return None
-    from udfcollection.durations import parse_duration
-
-    try:
-        ns = parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if ns <= 0:
-        raise click.BadParameter("must be longer than 0")
-    return ns
-
-
 @click.command("test")
 @click.argument("name")
 @click.option("--input", "-i", "input_path", required=True, metavar="FILE",
@@ -130,9 +116,9 @@ def _duration(ctx, param, value: str | None) -> int | None:
               "zone are UTC.")
 @click.option("--tag-column", "tag_columns", multiple=True, metavar="COLUMN",
               help="CSV: a column holding a tag (repeatable); every other column is a field.")
-@click.option("--time-step", callback=_duration, metavar="DURATION",
+@click.option("--time-step", callback=positive_duration, metavar="DURATION",
               help="CSV without a time column: row i gets time i*DURATION.")
-@click.option("--batch-every", callback=_duration, metavar="DURATION",
+@click.option("--batch-every", callback=positive_duration, metavar="DURATION",
               help="Batch UDFs: one batch per group and window of point time (windows aligned "
               "to multiples of DURATION, like .every(...).align()).")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
