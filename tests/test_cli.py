@@ -193,8 +193,6 @@ def test_option_rejected_by_the_udf():
         "to watch several, e.g. .field('value'))")
 
 
-@pytest.mark.xfail(strict=True, reason="known: `kapudf test` lets the handler's 'ERROR ... init "
-                   "failed' log line through before click's Error line (offline runner logging)")
 def test_option_rejected_by_the_udf_is_a_single_line():
     one_line_error(_missing_required(), "missing required option field")
 

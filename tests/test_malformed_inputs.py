@@ -195,10 +195,8 @@ def computed_fields_finite(name: str, req_fields: set[str], responses) -> None:
             assert math.isfinite(v), f"computed field {k}={v} is not finite"
 
 
-KNOWN_BUGS = {
-    "wind_turbine": "an infinite power value is evaluated and emits power_error=NaN (found by "
-                    "this test; it should be not evaluated, as NaN is)",
-}
+# UDF name -> reason, for a bug this test has found and that is not fixed yet (strict xfail).
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def udf_params():

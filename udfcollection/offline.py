@@ -257,7 +257,8 @@ class OfflineRunner:
 
     def __init__(self, cls: type[UDF], options: OptionList = (), *, log=None):
         self.cls = cls
-        self.handler = UDFHandler(cls, log=log)
+        # InitFailed carries the message; the handler's own ERROR line would repeat it.
+        self.handler = UDFHandler(cls, log=log, log_init_errors=False)
         self._capture = _Capture()
         self.writer = FrameWriter(self._capture)
         resp = self.handler.init(make_init(options))

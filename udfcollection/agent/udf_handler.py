@@ -76,9 +76,13 @@ def describe_point(p: Point) -> str:
 class UDFHandler(Handler):
     """Serves one instance of a declared UDF (one Kapacitor task node)."""
 
-    def __init__(self, udf_cls: type[UDF], log: logging.Logger | None = None):
+    def __init__(self, udf_cls: type[UDF], log: logging.Logger | None = None,
+                 log_init_errors: bool = True):
+        """`log_init_errors=False` leaves reporting a refused init to the caller (the CLI
+        prints it itself; under Kapacitor the log line is where the operator sees it)."""
         self.cls = udf_cls
         self.log = log or logging.getLogger(f"udfcollection.udf.{udf_cls.name}")
+        self.log_init_errors = log_init_errors
         self.udf: UDF | None = None
         self.opts: Options | None = None
         self.groups: GroupTable | None = None
@@ -106,7 +110,7 @@ class UDFHandler(Handler):
         if result.errors:
             resp.init.success = False
             resp.init.error = f"{self.cls.name}: " + "; ".join(result.errors)
-            self.log.error("init failed: %s", resp.init.error)
+            self._log_init_failure(resp.init.error)
             return resp
         opts = result.options
         assert opts is not None
@@ -120,12 +124,12 @@ class UDFHandler(Handler):
         except InitError as exc:
             resp.init.success = False
             resp.init.error = f"{self.cls.name}: {exc}"
-            self.log.error("init failed: %s", exc)
+            self._log_init_failure(str(exc))
             return resp
         except Exception as exc:
             resp.init.success = False
             resp.init.error = f"{self.cls.name}: setup failed: {type(exc).__name__}: {exc}"
-            self.log.error("init failed: %s", resp.init.error)
+            self._log_init_failure(resp.init.error)
             self.log.debug("%s", traceback.format_exc())
             return resp
         self.log.debug("setup took %.1f ms", (_time.monotonic() - t0) * 1e3)
@@ -138,6 +142,10 @@ class UDFHandler(Handler):
                        opts.as_dict())
         resp.init.success = True
         return resp
+
+    def _log_init_failure(self, text: str) -> None:
+        if self.log_init_errors:
+            self.log.error("init failed: %s", text)
 
     def _first_evict(self, cap: int) -> None:
         self.log.warning("more than %d groups seen: forgetting the least recently seen group's "

@@ -66,8 +66,9 @@ wind speed) predicts, and flags sustained under-production. Per group (one group
 use groupBy), for each point in arrival order:
 
 - Not evaluated (`anomaly_status` 0.0, `expected_power` 0.0, `power_error` 0.0) when speed or
-  power is NaN, speed <= `cutIn`, speed > `cutOut`, or power < `minPower`: the turbine is not
-  in its normal producing range, so there is nothing to compare. This is not an error.
+  power is NaN, power is infinite, speed <= `cutIn` (so also -inf), speed > `cutOut` (so also
+  +inf), or power < `minPower`: the turbine is not in its normal producing range, so there is
+  nothing to compare. This is not an error.
 - Otherwise `expected_power` = model(speed), `power_error` = (expected - power) / power, and the
   point is a candidate when `power_error` > `threshold`.
 - An anomaly is confirmed when the group's last `confirm` evaluated points (this one included)
@@ -178,9 +179,11 @@ with `kapudf train wind_turbine --data your.csv`."""
         rows, plan = read_features(points, (self.speed_field, self.power_field))
         arr = np.asarray(rows, dtype=float).reshape(-1, 2)
         speed, power = arr[:, 0], arr[:, 1]
-        # NaN compares False, so NaN speed or power is "not evaluated" here too.
+        # NaN compares False, so NaN speed or power is "not evaluated" here too; an infinite
+        # power would make power_error NaN, which InfluxDB refuses to store.
         with np.errstate(invalid="ignore"):
-            evaluated = (speed > o.cut_in) & (speed <= o.cut_out) & (power >= o.min_power)
+            evaluated = ((speed > o.cut_in) & (speed <= o.cut_out) & (power >= o.min_power)
+                         & np.isfinite(power))
         expected = np.zeros(len(rows))
         error = np.zeros(len(rows))
         if evaluated.any():
