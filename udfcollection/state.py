@@ -55,6 +55,12 @@ class GroupTable:
             groups.move_to_end(key)
         return state
 
+    def hot_path(self) -> tuple[Callable[[str], Any], Callable[[str], None]]:
+        """(lookup, touch) for inlining `get` in a per-point loop: `lookup(key)` returns the
+        state or None without creating it (then call `get`), `touch(key)` marks it most
+        recently seen. Valid for the table's lifetime (the mapping is never replaced)."""
+        return self._groups.get, self._groups.move_to_end
+
     def __len__(self) -> int:
         return len(self._groups)
 

@@ -19,7 +19,7 @@ from udfcollection.protocol.framing import ProtocolError
 
 log = logging.getLogger("udfcollection.agent")
 
-_POINT_TAG = b"\x8a\x01"  # field 17, length-delimited: a Request (or Response) holding a point
+POINT_TAG = b"\x8a\x01"  # field 17, length-delimited: a Request (or Response) holding a point
 
 
 class FatalError(Exception):
@@ -49,6 +49,11 @@ class Handler:
     def point(self, req: udf_pb2.Request, out: FrameWriter) -> None:
         raise NotImplementedError
 
+    point_run = None
+    """Optional fast path `point_run(frames, offsets, i, out) -> int`: handle the consecutive
+    point frames starting at frames[i] (undecoded; raising ProtocolError for one that does not
+    decode) and return the index of the first frame it did not handle."""
+
     def begin_batch(self, begin: udf_pb2.BeginBatch, out: FrameWriter) -> None:
         raise NotImplementedError
 
@@ -77,22 +82,30 @@ def serve(conn: Connection, handler: Handler) -> int:
     try:
         for frames, offsets in conn.chunks():
             point = handler.point
-            for i in range(len(frames)):
+            point_run = handler.point_run
+            i = 0
+            n = len(frames)
+            while i < n:
                 body = frames[i]
-                if body.startswith(_POINT_TAG):
+                if body.startswith(POINT_TAG):
+                    if point_run is not None:
+                        i = point_run(frames, offsets, i, out)
+                        continue
                     try:
                         req = parse(body)
                     except DecodeError:
                         raise ProtocolError("undecodable point message", offsets[i]) from None
                     point(req, out)
+                    i += 1
                     continue
+                i += 1
                 handler.drain(out)
                 try:
                     req = parse(body)
                 except DecodeError:
                     raise ProtocolError(
-                        f"undecodable message ({len(body)} bytes)", offsets[i]) from None
-                _dispatch(handler, req, out, offsets[i])
+                        f"undecodable message ({len(body)} bytes)", offsets[i - 1]) from None
+                _dispatch(handler, req, out, offsets[i - 1])
             if conn.input_idle():
                 handler.drain(out)
                 out.flush()
