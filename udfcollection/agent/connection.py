@@ -28,7 +28,10 @@ log = logging.getLogger("udfcollection.agent")
 
 READ_SIZE = 256 * 1024
 MAX_BUFFERED = 8 * 1024 * 1024  # input bytes read ahead of the handler, at most (plus one read)
-FLUSH_AT = 256 * 1024
+# A keepalive answer waits for the writer lock while buffered output is being written: keep
+# each write short (moving_avg at full speed, keepalive p99: 256 KiB 4.5-5.1 ms, 32 KiB
+# 3.1-4.4 ms, same throughput).
+FLUSH_AT = 32 * 1024
 
 _KEEPALIVE_TAG = 0x1A  # field 3, length-delimited: the keepalive member of Request and Response
 
