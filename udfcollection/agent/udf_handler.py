@@ -98,8 +98,7 @@ class UDFHandler(Handler):
         self._batch_points: list[Point] | None = None
         self._limiter = RateLimiter()
         self._warned_no_init = False
-        self.points_in = 0
-        self.points_dropped = 0
+        self.points_dropped = 0  # points the onError policy handled (dropped or passed on)
 
     # --- management -----------------------------------------------------------------------
 
