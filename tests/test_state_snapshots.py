@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from snapshot_fixtures import load, options_of, points, project
 
 from udfcollection import registry
 from udfcollection.compare import compare
-from udfcollection.lineprotocol import parse_lines
 from udfcollection.offline import Collector, OfflineRunner, requests_for
 from udfcollection.state import SNAPSHOT_VERSION
 from udfcollection.testing import (
@@ -36,28 +36,6 @@ from udfcollection.testing import (
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "snapshots"
 FIXTURE_FILES = sorted(FIXTURES.glob("v*/*.json"))
-
-
-def load(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
-def options_of(fx: dict) -> list:
-    return [(name, [tuple(v) for v in values]) for name, values in fx["options"]]
-
-
-def points(fx: dict, key: str) -> list:
-    return list(parse_lines(fx[key], precision=fx.get("precision", "ns")))
-
-
-def project(fx: dict, pts: list) -> list:
-    """Keep only the fields the fixture compares (`compare_fields`, for outputs that depend on a
-    shipped model's exact numbers); all fields when it names none."""
-    keep = fx.get("compare_fields")
-    if keep:
-        for p in pts:
-            p.fields = {k: v for k, v in p.fields.items() if k in keep}
-    return pts
 
 
 def fixture_id(path: Path) -> str:
