@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from proc_stats import rss_kib
+
 from udfcollection.offline import make_init
 from udfcollection.protocol import udf_pb2
 from udfcollection.protocol.framing import FrameSplitter, encode_frame
@@ -101,17 +103,6 @@ class Reader(threading.Thread):
                 elif kind == "error":
                     print("ERROR from UDF:", r.error.error, file=sys.stderr)
         self.done.set()
-
-
-def rss_kib(pid: int) -> tuple[int, int]:
-    rss = hwm = 0
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
-    return rss, hwm
 
 
 def start(name: str) -> tuple[subprocess.Popen, Reader]:

@@ -30,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 
+from proc_stats import rss_kib
+
 from udfcollection.offline import make_init
 from udfcollection.protocol import udf_pb2
 from udfcollection.protocol.framing import FrameSplitter, encode_frame
@@ -60,14 +62,6 @@ def make_points(n: int, groups: int) -> list[bytes]:
     return out
 
 
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 class Reader(threading.Thread):
     """Counts output points; notes the time and the UDF's RSS as each mark is passed."""
 
@@ -94,7 +88,7 @@ class Reader(threading.Thread):
                 if f[:2] == b"\x8a\x01":
                     self.points += 1
                     if marks and self.points >= marks[0]:
-                        self.at[marks.pop(0)] = (time.perf_counter(), rss_kib(self.proc.pid))
+                        self.at[marks.pop(0)] = (time.perf_counter(), rss_kib(self.proc.pid)[0])
                         if not marks:
                             self.done.set()
                     continue

@@ -24,21 +24,11 @@ import sys
 import threading
 import time
 
+from proc_stats import rss_kib
+
 from udfcollection.protocol import udf_pb2
 from udfcollection.protocol.framing import FrameSplitter, encode_frame
 from udfcollection.testing import init_request, kapudf_command
-
-
-def rss_kib(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of a process, in KiB, from /proc."""
-    rss = hwm = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
-    return rss, hwm
 
 
 class Template:
