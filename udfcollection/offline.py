@@ -21,6 +21,7 @@ from typing import Any
 from udfcollection.agent.connection import FrameWriter
 from udfcollection.agent.udf_handler import TYPE_TO_PB, UDFHandler
 from udfcollection.lineprotocol import LPPoint
+from udfcollection.points import Point
 from udfcollection.protocol import udf_pb2
 from udfcollection.protocol.framing import FrameSplitter
 from udfcollection.spec import BATCH, UDF
@@ -76,15 +77,7 @@ def to_request(p: LPPoint, group_by: Sequence[str], database: str = "",
 
 
 def point_from_pb(pb: udf_pb2.Point) -> LPPoint:
-    # Converting an empty protobuf map still costs microseconds: skip the empty ones.
-    fields: dict[str, Any] = dict(pb.fieldsDouble) if pb.fieldsDouble else {}
-    if pb.fieldsInt:
-        fields.update(pb.fieldsInt)
-    if pb.fieldsString:
-        fields.update(pb.fieldsString)
-    if pb.fieldsBool:
-        fields.update(pb.fieldsBool)
-    return LPPoint(pb.name, dict(pb.tags) if pb.tags else {}, fields, pb.time)
+    return LPPoint(pb.name, dict(pb.tags) if pb.tags else {}, Point(pb).fields, pb.time)
 
 
 @dataclass

@@ -105,7 +105,8 @@ class Point:
         f = self._fields
         if f is None:
             pb = self._pb
-            f = dict(pb.fieldsDouble)
+            # Converting even an empty protobuf map costs microseconds: skip the empty ones.
+            f = dict(pb.fieldsDouble) if pb.fieldsDouble else {}
             if pb.fieldsInt:
                 f.update(pb.fieldsInt)
             if pb.fieldsString:

@@ -309,10 +309,16 @@ class UDF:
     def new_state(self) -> UDFState | None:
         return self.State() if self.State is not None else None
 
-    def process(self, point, state):  # pragma: no cover - documented interface
+    def process(self, point, state):
         """Stream in: handle one point with its group's state; return None, a Point, or an
-        iterable of Points."""
-        raise NotImplementedError
+        iterable of Points. A UDF that defines only `process_many` gets this: the point is
+        handled alone by `process_many` (an Exception it returns for the point is raised)."""
+        if self.process_many is None:
+            raise NotImplementedError(f"{type(self).__name__} defines no process()")
+        out = self.process_many([point], [state])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
 
     process_many: ClassVar[Callable | None] = None
     """Optional vectorised stream handler `process_many(points, states) -> list`, one entry per

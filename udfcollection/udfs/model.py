@@ -120,13 +120,6 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
         self.bad = BadInputPolicy(o.on_error, self.log)
         self.log.info("model %s (%s), features: %s", m.path, m.describe(), ", ".join(features))
 
-    def process(self, point: Point, state: None) -> Point:
-        """One point alone (the handler normally uses process_many)."""
-        out = self.process_many([point], [state])[0]
-        if isinstance(out, Exception):
-            raise out
-        return out
-
     def process_many(self, points: list[Point], states: list) -> list:
         """All points already read, in order, scored in one model call."""
         import numpy as np

@@ -112,13 +112,6 @@ feature names are used when it has them); retrain with `kapudf train weld --data
         self.log.info("weld model: %s (%s), features: %s", m.path, m.describe(),
                       ", ".join(self.features[: self.n_model_features]))
 
-    def process(self, point: Point, state: None) -> Point:
-        """One point alone (the handler normally uses process_many)."""
-        out = self.process_many([point], [state])[0]
-        if isinstance(out, Exception):
-            raise out
-        return out
-
     def process_many(self, points: list[Point], states: list) -> list:
         """All points already read, in order, scored in one model call."""
         import numpy as np

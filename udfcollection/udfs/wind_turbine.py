@@ -161,13 +161,6 @@ with `kapudf train wind_turbine --data your.csv`."""
         self.speed_field: str = o.speed_field
         self.power_field: str = o.power_field
 
-    def process(self, point: Point, state: WindState) -> Point:
-        """One point alone (the handler normally uses process_many)."""
-        out = self.process_many([point], [state])[0]
-        if isinstance(out, Exception):
-            raise out
-        return out
-
     def process_many(self, points: list[Point], states: list[WindState]) -> list:
         """All points already read, in order: one model call for every evaluated point, then
         the per-group confirmation logic in arrival order."""
