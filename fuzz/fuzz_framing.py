@@ -9,12 +9,13 @@ from pathlib import Path
 import atheris
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "support")]
 
 with atheris.instrument_imports(include=["udfcollection"]):
     from udfcollection.protocol.framing import MAX_FRAME_LEN
 
-from test_fuzz_framing import feed_in_chunks, reference_decode  # noqa: E402
+from reference_framing import reference_decode  # noqa: E402
+from test_fuzz_framing import feed_in_chunks  # noqa: E402
 
 
 def one_input(data: bytes) -> None:

@@ -23,13 +23,14 @@ import pytest
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from reference_framing import reference_decode
 from regressions.streams import STREAMS  # tests/regressions
 
 from udfcollection.agent.connection import Connection, FrameWriter
 from udfcollection.agent.runtime import serve
 from udfcollection.agent.udf_handler import UDFHandler
 from udfcollection.protocol import udf_pb2
-from udfcollection.protocol.framing import MAX_FRAME_LEN, FrameSplitter, encode_frame
+from udfcollection.protocol.framing import FrameSplitter, encode_frame
 from udfcollection.testing import (
     WireClient,
     info_request,
@@ -68,26 +69,9 @@ SESSION_BYTES = b"".join(encode_frame(b) for b in SESSION)
 
 def split_reference(data: bytes) -> tuple[list[bytes], bool]:
     """Frames of `data` and whether the framing is corrupt (bad varint, over-long length, or
-    input ending inside a frame). Byte-at-a-time, from the protocol description."""
-    frames = []
-    pos = 0
-    while pos < len(data):
-        length = shift = nbytes = 0
-        while True:
-            if pos >= len(data) or nbytes >= 5:
-                return frames, True
-            b = data[pos]
-            pos += 1
-            nbytes += 1
-            length |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                break
-        if length >= 1 << 32 or length > MAX_FRAME_LEN or pos + length > len(data):
-            return frames, True
-        frames.append(data[pos:pos + length])
-        pos += length
-    return frames, False
+    input ending inside a frame), by the reference decoder."""
+    frames, _offsets, error_at, leftover = reference_decode(data)
+    return frames, error_at is not None or leftover > 0
 
 
 def expected_outcome(data: bytes) -> tuple[list[str], int, int, bool]:
@@ -226,28 +210,35 @@ def test_valid_session_answers_everything():
 WIRE_EXAMPLES = 25
 
 
+def wire_session(cmd: list[str], data: bytes, what: str) -> tuple[int, str]:
+    """Send `data` to a started agent, close its input, check what came back; returns (exit
+    code, stderr)."""
+    with WireClient(cmd) as client:
+        # Wait until the agent is up so the deadline below measures the agent, not start-up.
+        assert client.request(info_request(), timeout=20).WhichOneof("message") == "info"
+        client.send_raw(data)
+        client.close_input()
+        t0 = time.monotonic()
+        responses = client.recv_all(timeout=10)
+        code = client.wait(10)
+        elapsed = time.monotonic() - t0
+        stderr = client.stderr_text()
+    # Re-encoding is exact here because recv_all already checked the raw stream ends on a
+    # frame boundary; check_output re-splits it.
+    out = b"".join(encode_frame(r.SerializeToString()) for r in responses)
+    check_output(data, out, code)
+    assert elapsed < 3.0, f"{what} took {elapsed:.2f}s to finish after input closed"
+    assert "Traceback" not in stderr, stderr[-2000:]
+    return code, stderr
+
+
 @settings(max_examples=WIRE_EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(streams)
 @example(SESSION_BYTES[:-3])
 @example(b"\x00" + b"\xff" * 12)
 def test_over_the_wire(data):
-    with WireClient.for_udf("edge_detect") as client:
-        # Wait until the agent is up so the deadline below measures the agent, not start-up.
-        assert client.request(info_request(), timeout=20).WhichOneof("message") == "info"
-        client.send_raw(data)
-        client.close_input()
-        t0 = time.monotonic()
-        responses_out = client.recv_all(timeout=10)
-        code = client.wait(10)
-        elapsed = time.monotonic() - t0
-        stderr = client.stderr_text()
-    out = b"".join(encode_frame(r.SerializeToString()) for r in responses_out)
-    # Re-encoding is exact here because recv_all already checked the raw stream ends on a
-    # frame boundary; check_output re-splits it.
-    check_output(data, out, code)
-    assert elapsed < 3.0, f"agent took {elapsed:.2f}s to finish after input closed"
-    assert "Traceback" not in stderr
+    code, stderr = wire_session(kapudf_command("run", "edge_detect"), data, "agent")
     if code:
         assert stderr.count("corrupt input") == 1, stderr
 
@@ -356,19 +347,7 @@ def compat_stream(draw) -> bytes:
 @example(COMPAT_BYTES)
 @example(COMPAT_BYTES[:-2])
 def test_compat_runner_over_the_wire(data):
-    with WireClient(kapudf_command("run", str(COMPAT_SCRIPT))) as client:
-        assert client.request(info_request(), timeout=20).WhichOneof("message") == "info"
-        client.send_raw(data)
-        client.close_input()
-        t0 = time.monotonic()
-        responses = client.recv_all(timeout=10)
-        code = client.wait(10)
-        elapsed = time.monotonic() - t0
-        stderr = client.stderr_text()
-    out = b"".join(encode_frame(r.SerializeToString()) for r in responses)
-    check_output(data, out, code)
-    assert elapsed < 3.0, f"compat runner took {elapsed:.2f}s to finish after input closed"
-    assert "Traceback" not in stderr, stderr[-2000:]
+    wire_session(kapudf_command("run", str(COMPAT_SCRIPT)), data, "compat runner")
 
 
 # --- inputs that once failed ------------------------------------------------------------------

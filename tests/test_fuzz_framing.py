@@ -1,9 +1,9 @@
 """Property tests of the frame splitter against an independent reference decoder.
 
-The reference below decodes a whole byte string in one go, the simplest way possible (one byte
-at a time, straight from the protocol description: unsigned base-128 varint length, at most 5
-bytes and 32 bits, then the body). The splitter must agree with it however the same bytes are
-cut into reads.
+The reference (tests/support/reference_framing.py) decodes a whole byte string in one go, the
+simplest way possible (one byte at a time, straight from the protocol description: unsigned
+base-128 varint length, at most 5 bytes and 32 bits, then the body). The splitter must agree
+with it however the same bytes are cut into reads.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from reference_framing import reference_decode
 
 from udfcollection.protocol.framing import (
     MAX_FRAME_LEN,
@@ -25,39 +26,6 @@ from udfcollection.protocol.framing import (
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-def reference_decode(data: bytes, max_len: int = MAX_FRAME_LEN):
-    """(frames, offsets, error_offset or None, leftover byte count)."""
-    frames, offsets = [], []
-    pos = 0
-    while pos < len(data):
-        start = pos
-        length = 0
-        shift = 0
-        nbytes = 0
-        while True:
-            if pos >= len(data):
-                if nbytes >= 5:
-                    return frames, offsets, start, 0
-                return frames, offsets, None, len(data) - start  # varint incomplete
-            b = data[pos]
-            pos += 1
-            nbytes += 1
-            length |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                break
-            if nbytes >= 5:
-                return frames, offsets, start, 0
-        if length >= 1 << 32 or length > max_len:
-            return frames, offsets, start, 0
-        if pos + length > len(data):
-            return frames, offsets, None, len(data) - start
-        frames.append(data[pos:pos + length])
-        offsets.append(start)
-        pos += length
-    return frames, offsets, None, 0
 
 
 def feed_in_chunks(data: bytes, cuts: list[int], max_len: int = MAX_FRAME_LEN):
