@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from proc_stats import rss_kib
+from proc_stats import info_latency_ms, rss_kib
 
 from udfcollection.offline import make_init
 from udfcollection.protocol import udf_pb2
@@ -162,30 +162,6 @@ def throughput(name: str, n: int, groups: int, chunk: int = 500,
             "ka_max": lat[-1] if lat else float("nan")}
 
 
-def info_latency(name: str, runs: int = 7) -> list[float]:
-    out = []
-    req = udf_pb2.Request()
-    req.info.SetInParent()
-    data = frame(req)
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd(name), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, bufsize=0)
-        proc.stdin.write(data)
-        proc.stdin.flush()
-        sp = FrameSplitter()
-        got = []
-        while not got:
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            got, _ = sp.feed(chunk)
-        out.append((time.perf_counter() - t0) * 1e3)
-        proc.stdin.close()
-        proc.wait(10)
-    return out
-
-
 def memory(name: str, total: int = 1_000_000, groups: int = 1000, step: int = 100_000) -> list:
     proc, reader = start(name)
     rows = []
@@ -223,7 +199,7 @@ def main() -> None:
         print(f"{name}: keepalive latency while streaming: p50 {r['ka_p50']:.2f} ms, "
               f"p99 {r['ka_p99']:.2f} ms, max {r['ka_max']:.2f} ms "
               f"({r['ka_n']} keepalives, {r['ka_missing']} unanswered)")
-        info = info_latency(name)
+        info = info_latency_ms(cmd(name), 7)
         print(f"{name}: Info answered {statistics.median(info):.0f} ms after process start "
               f"(median of {len(info)}, max {max(info):.0f} ms)")
         if not args.skip_memory:

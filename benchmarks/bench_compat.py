@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from proc_stats import rss_kib
+from proc_stats import info_latency_ms, rss_kib
 
 from udfcollection.offline import make_init
 from udfcollection.protocol import udf_pb2
@@ -153,31 +153,6 @@ def one_run(script: str, options: list, blobs: list[bytes], n: int) -> dict:
     }
 
 
-def info_latency(script: str, runs: int = 5) -> list[float]:
-    """Milliseconds from process start to the InfoResponse, as at kapacitord start-up."""
-    req = udf_pb2.Request()
-    req.info.SetInParent()
-    data = encode_frame(req.SerializeToString())
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "udfcollection", "run", script],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, bufsize=0)
-        proc.stdin.write(data)
-        splitter = FrameSplitter()
-        got: list[bytes] = []
-        while not got:
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            got, _ = splitter.feed(chunk)
-        out.append((time.perf_counter() - t0) * 1e3)
-        proc.stdin.close()
-        proc.wait(30)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--script", default=str(DEFAULT_SCRIPT))
@@ -214,7 +189,7 @@ def main() -> None:
             print(f"       RSS growth {lo:,} -> {hi:,} points: "
                   f"{(r['rss'][hi] - r['rss'][lo]) / 1024:+.1f} MiB ({per_point:+.2f} bytes "
                   "per point)")
-    info = info_latency(args.script)
+    info = info_latency_ms([sys.executable, "-m", "udfcollection", "run", args.script], 5)
     print(f"Info answered {statistics.median(info):.0f} ms after process start (median of "
           f"{len(info)}, max {max(info):.0f} ms)")
     rates = [r["rate_all"] for r in runs]

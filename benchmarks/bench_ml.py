@@ -182,35 +182,18 @@ def run_wire(name: str, reqs: list[udf_pb2.Request], options: list) -> float:
 
 
 def info_latency(name: str, repeat: int) -> list[float]:
-    """Seconds from process start to InfoResponse read, `repeat` fresh processes."""
+    """Seconds from process start to InfoResponse read, `repeat` fresh processes of the
+    `kapudf` console script next to this Python (as kapacitor.conf starts it)."""
     import os
     import shutil
+
+    from proc_stats import info_latency_ms
 
     exe = os.path.join(os.path.dirname(sys.executable), "kapudf")
     cmd = [exe, "run", name] if os.path.exists(exe) else [
         shutil.which("kapudf") or sys.executable, *([] if shutil.which("kapudf") else
                                                     ["-m", "udfcollection"]), "run", name]
-    req = udf_pb2.Request()
-    req.info.SetInParent()
-    frame = encode_frame(req.SerializeToString())
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL)
-        proc.stdin.write(frame)
-        proc.stdin.flush()
-        splitter = FrameSplitter()
-        frames: list[bytes] = []
-        while not frames:
-            data = proc.stdout.read1(1 << 16)
-            if not data:
-                raise SystemExit(f"{name}: no InfoResponse")
-            frames, _ = splitter.feed(data)
-        out.append(time.perf_counter() - t0)
-        proc.stdin.close()
-        proc.wait(30)
-    return out
+    return [ms / 1e3 for ms in info_latency_ms(cmd, repeat)]
 
 
 def main() -> None:
