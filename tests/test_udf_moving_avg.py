@@ -5,6 +5,7 @@ a window definition selects), independent of the UDF's running sum."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -12,7 +13,10 @@ import random
 import pytest
 
 from udfcollection.lineprotocol import LPPoint
-from udfcollection.offline import InitFailed, OfflineRunner, run
+from udfcollection.offline import InitFailed, OfflineRunner, run, stream_requests
+from udfcollection.points import Point
+from udfcollection.protocol.framing import encode_frame
+from udfcollection.state import GroupTable
 from udfcollection.udfs.moving_avg import MovingAverage
 
 S = 1_000_000_000
@@ -220,3 +224,36 @@ def test_bad_options_are_refused_naming_the_option(options, message):
 def test_size_given_as_double_is_a_type_error():
     with pytest.raises(InitFailed, match="size: expected INT, got DOUBLE"):
         OfflineRunner(MovingAverage, [("field", [("string", "v")]), ("size", [("double", 3.0)])])
+
+
+@pytest.mark.parametrize("mode", [("size", 3), ("period", 2 * S)])
+def test_number_kernel_output_equals_process_output(mode):
+    """The framework's fast path (number_kernel) and `process` must give identical frames,
+    whatever else the point carries: int values, string and bool fields, several groups."""
+    rng = random.Random(7)
+    points = []
+    for i in range(200):
+        fields = {"v": rng.choice([rng.randint(-9, 9), rng.uniform(-5, 5)])}
+        if i % 3 == 0:
+            fields["s"] = "text"
+        if i % 4 == 0:
+            fields["b"] = True
+        if i % 5 == 0:
+            fields["n"] = i
+        points.append(LPPoint("cpu", {"host": f"h{i % 3}", "dc": "x"}, fields, T0 + i * S))
+    options = wire(("field", "v"), mode)
+    reqs = list(stream_requests(points, ["host"]))
+
+    runner = OfflineRunner(MovingAverage, options)
+    assert runner.handler.udf.number_kernel() is not None
+    runner.feed_requests(copy.deepcopy(r) for r in reqs)
+    runner.writer.flush()
+
+    udf = OfflineRunner(MovingAverage, options).handler.udf
+    table = GroupTable(udf.new_state, 1000, lambda cap: None)
+    expected = bytearray()
+    for req in reqs:
+        out = udf.process(Point(req.point, req), table.get(req.point.group))
+        expected += encode_frame(out.to_request().SerializeToString())
+    assert len(expected) > 200 * 20
+    assert bytes(runner._capture.data) == bytes(expected)

@@ -38,6 +38,9 @@ REQUIRED: Any = _Required()
 
 ON_ERROR_CHOICES = ("drop", "pass", "fail")
 
+NumberKernel = tuple[str, str, Callable[[float, int, Any], float]]
+"""(field, out_field, step) of `UDF.number_kernel`."""
+
 
 @dataclass(frozen=True)
 class Option:
@@ -319,6 +322,18 @@ class UDF:
         if isinstance(out, Exception):
             raise out
         return out
+
+    def number_kernel(self) -> NumberKernel | None:
+        """Optional fast path, asked once after `setup`, for a UDF whose every output is its
+        input point with one float as the only field, computed from one numeric field and the
+        group's state (moving_avg). Return `(field, out_field, step)`: the framework then
+        serves a point whose `field` is a finite double or int by calling
+        `step(value: float, time_ns: int, state) -> float` and emitting the point with
+        `out_field` as its only field, without building a `Point`. `step` may raise
+        PointError. Every other point (field missing, mistyped, NaN, infinite) goes to
+        `process`, which must report it, so `process` must give the same output as the kernel.
+        None (the default): every point goes to `process`."""
+        return None
 
     process_many: ClassVar[Callable | None] = None
     """Optional vectorised stream handler `process_many(points, states) -> list`, one entry per

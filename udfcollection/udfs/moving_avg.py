@@ -9,7 +9,17 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from udfcollection.points import Point
-from udfcollection.spec import DURATION, INT, STRING, UDF, Option, Options, PointError, UDFState
+from udfcollection.spec import (
+    DURATION,
+    INT,
+    STRING,
+    UDF,
+    NumberKernel,
+    Option,
+    Options,
+    PointError,
+    UDFState,
+)
 
 # The running sum is compensated (Neumaier), so a huge value passing through the window does
 # not wipe out the small ones after it; after this many additions (and at least a window's
@@ -18,7 +28,7 @@ from udfcollection.spec import DURATION, INT, STRING, UDF, Option, Options, Poin
 _RESUM_MIN = 64
 
 
-@dataclass
+@dataclass(slots=True)
 class AverageState(UDFState):
     values: deque = field(default_factory=deque)  # window values, oldest first
     times: deque = field(default_factory=deque)  # their times (period mode only), sorted
@@ -123,14 +133,16 @@ points."""
         self.size: int | None = o.size
         self.period: int | None = o.period
         self.resum_every = max(_RESUM_MIN, self.size or 0)
-        if self.period is not None:
-            self.process = self._process_period  # type: ignore[method-assign]
+        self.step = self._step_size if self.period is None else self._step_period
 
-    def _value(self, point: Point) -> float:
+    def number_kernel(self) -> NumberKernel:
+        return self.field, self.out, self.step
+
+    def process(self, point: Point, state: AverageState) -> Point:
         v = point.number(self.field)
         if v is None or v - v != 0.0:  # v - v is NaN for NaN and +-inf
             self._reject(point, v)
-        return v
+        return point.emit_only(self.out, self.step(v, point.time, state))
 
     def _reject(self, point: Point, v: float | None) -> None:
         if v is None:
@@ -150,11 +162,9 @@ points."""
             state.values.popleft()
         state.resum()
 
-    def process(self, point: Point, state: AverageState) -> Point:
+    def _step_size(self, v: float, time_ns: int, state: AverageState) -> float:
+        """Add finite `v` to a size-mode window; return the new average."""
         # The hot path of the catalogue's busiest UDF: kept flat on purpose.
-        v = point.number(self.field)
-        if v is None or v - v != 0.0:  # v - v is NaN for NaN and +-inf
-            self._reject(point, v)
         values = state.values
         size = self.size
         if state.times or len(values) > size:
@@ -173,26 +183,25 @@ points."""
             state.resum()
         else:
             state.total, state.comp, state.added = t, c, added
-        return point.emit_only(self.out, (state.total + state.comp) / len(values))
+        return (state.total + state.comp) / len(values)
 
-    def _process_period(self, point: Point, state: AverageState) -> Point:
-        v = self._value(point)
-        t = point.time
+    def _step_period(self, v: float, time_ns: int, state: AverageState) -> float:
+        """Add finite `v` at `time_ns` to a period-mode window; return the new average."""
         values, times = state.values, state.times
         if len(times) != len(values):  # window from a size-mode snapshot: start over
             values.clear()
             times.clear()
             state.resum()
-        if not times or t >= times[-1]:
-            times.append(t)
+        if not times or time_ns >= times[-1]:
+            times.append(time_ns)
             values.append(v)
         else:
             newest = times[-1]
-            if t <= newest - self.period:
+            if time_ns <= newest - self.period:
                 raise PointError(f"point is older than the window (newest point of the group "
                                  f"at {newest} ns, period {self.period} ns): not averaged")
-            i = bisect.bisect_right(times, t)
-            times.insert(i, t)
+            i = bisect.bisect_right(times, time_ns)
+            times.insert(i, time_ns)
             values.insert(i, v)
         cutoff = times[-1] - self.period
         s, c = state.total, state.comp
@@ -209,4 +218,4 @@ points."""
         state.added += 1
         if state.added >= _RESUM_MIN and state.added >= len(values):
             state.resum()
-        return point.emit_only(self.out, (state.total + state.comp) / len(values))
+        return (state.total + state.comp) / len(values)
