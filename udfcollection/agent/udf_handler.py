@@ -211,7 +211,7 @@ class UDFHandler(Handler):
             self.log.debug("%s", "".join(traceback.format_exception(exc)))
         if policy == "pass":
             p.emit(None)
-            out.frame(p.to_request().SerializeToString())
+            out.frame(p.to_bytes())
 
     def _not_ready(self) -> bool:
         if self.udf is not None:
@@ -273,11 +273,12 @@ class UDFHandler(Handler):
                 if result is None:
                     continue
                 if result.__class__ is point_cls:
-                    # to_request() and out.frame() inlined: this runs once per output point.
+                    # to_bytes() and out.frame() inlined: this runs once per output point.
                     req = result._req
                     if result._out is not None or req is None:
-                        req = result.to_request()
-                    body = req.SerializeToString()
+                        body = result.to_bytes()
+                    else:
+                        body = req.SerializeToString()
                     k = len(body)
                     buf += small[k] if k < 128 else encode_varint(k)
                     buf += body
@@ -285,7 +286,7 @@ class UDFHandler(Handler):
                         out.flush()
                 else:
                     for r in result:
-                        out.frame(r.to_request().SerializeToString())
+                        out.frame(r.to_bytes())
             return n
 
         def point(req: udf_pb2.Request, out: FrameWriter) -> None:
@@ -392,18 +393,21 @@ class UDFHandler(Handler):
         if result is None:
             return
         if result.__class__ is Point:
-            out.frame(result.to_request().SerializeToString())
+            out.frame(result.to_bytes())
         else:
             for r in result:
-                out.frame(r.to_request().SerializeToString())
+                out.frame(r.to_bytes())
 
     def drain(self, out: FrameWriter) -> None:
         pending = self._pending
         if not pending:
             return
         self._pending = []
-        states = ([self.groups.get(p.group) for p in pending] if self.stateful
-                  else [None] * len(pending))
+        if self.stateful:
+            get = self.groups.get
+            states = [get(p._pb.group) for p in pending]
+        else:
+            states = [None] * len(pending)
         try:
             results = self.udf.process_many(pending, states)
             if len(results) != len(pending):
@@ -418,16 +422,24 @@ class UDFHandler(Handler):
                 except Exception as exc:
                     self._point_failed(p, exc, out)
                     results.append(None)
+        small = SMALL_VARINTS
+        buf = out.buf
         for p, r in zip(pending, results, strict=True):
-            if r is None:
+            if r.__class__ is Point:
+                # out.frame() inlined: this runs once per output point.
+                body = r.to_bytes()
+                k = len(body)
+                buf += small[k] if k < 128 else encode_varint(k)
+                buf += body
+                if len(buf) >= FLUSH_AT:
+                    out.flush()
+            elif r is None:
                 continue
-            if isinstance(r, BaseException):
+            elif isinstance(r, BaseException):
                 self._point_failed(p, r, out)
-            elif r.__class__ is Point:
-                out.frame(r.to_request().SerializeToString())
             else:
                 for x in r:
-                    out.frame(x.to_request().SerializeToString())
+                    out.frame(x.to_bytes())
 
     # --- batch ----------------------------------------------------------------------------
 
@@ -509,7 +521,7 @@ class UDFHandler(Handler):
             b.byName = batch.by_name
             out.response(resp)
         for p in points:
-            out.frame(p.to_request().SerializeToString())
+            out.frame(p.to_bytes())
         if self.batch_out:
             resp = udf_pb2.Response()
             resp.end.CopyFrom(end)
