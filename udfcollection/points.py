@@ -30,11 +30,16 @@ class Point:
     `name`, `tags`, `fields` (the four typed maps merged), `group`, `dimensions`, `database`,
     `retention_policy`, `by_name`."""
 
-    __slots__ = ("_fields", "_out", "_pb", "_req", "time")
+    __slots__ = ("_fields", "_out", "_pb", "_raw", "_req", "time")
 
-    def __init__(self, pb: udf_pb2.Point, req: udf_pb2.Request | None = None):
+    def __init__(self, pb: udf_pb2.Point, req: udf_pb2.Request | None = None,
+                 raw: bytes | None = None):
+        """`raw`, when given, must be `pb` exactly as it was read off the wire (serialized):
+        an output point that only gains fields is then written from it instead of serializing
+        `pb` again. It is forgotten as soon as `pb` is changed."""
         self._pb = pb
         self._req = req
+        self._raw = raw
         self.time: int = pb.time
         self._fields: dict[str, FieldValue] | None = None
         # What emit() asked for: (fields, keep_fields, tags), applied by to_request().
@@ -190,6 +195,7 @@ class Point:
             pb.fieldsBool.clear()
         self._out = None
         self._fields = None
+        self._raw = None
         return self
 
     def to_request(self) -> udf_pb2.Request:
@@ -214,6 +220,7 @@ class Point:
                 pb.tags.update(tags)
             self._out = None
             self._fields = None
+            self._raw = None
         req = self._req
         if req is None:
             req = udf_pb2.Request()
@@ -234,7 +241,7 @@ class Point:
         point for wind_turbine's three outputs)."""
         out = self._out
         if out is not None and out[1] and out[0] and out[2] is None:
-            body = _with_added_fields(self._pb, out[0])
+            body = _with_added_fields(self._pb, out[0], self._raw)
             if body is not None:
                 return body
         return self.to_request().SerializeToString()
@@ -353,7 +360,8 @@ def _map_entry(key: str, value: object) -> bytes:
     return _ENTRY_TAG[cls] + encode_varint(len(entry)) + entry
 
 
-def _with_added_fields(pb: udf_pb2.Point, fields: Mapping[str, FieldValue]) -> bytes | None:
+def _with_added_fields(pb: udf_pb2.Point, fields: Mapping[str, FieldValue],
+                       raw: bytes | None = None) -> bytes | None:
     """The Request bytes of `pb` with `fields` appended as map entries, or None when that would
     not be exact: the point has int, string or bool fields (a new field could then exist in a
     second map), or a value is not a plain float, str, bool or int64.
@@ -363,8 +371,7 @@ def _with_added_fields(pb: udf_pb2.Point, fields: Mapping[str, FieldValue]) -> b
     A str, bool or int value whose key is a double field of the point is also refused."""
     if pb.fieldsInt or pb.fieldsString or pb.fieldsBool:
         return None
-    point = pb.SerializeToString()
-    parts = [point]
+    parts = [raw if raw is not None else pb.SerializeToString()]
     append = parts.append
     doubles = None
     for key, value in fields.items():
@@ -379,20 +386,27 @@ def _with_added_fields(pb: udf_pb2.Point, fields: Mapping[str, FieldValue]) -> b
             doubles = pb.fieldsDouble
         if key in doubles:
             return None
-        if value.__class__ is str:  # class names and the like: few, so cached
-            entry = _STR_ENTRIES.get((key, value))
-            if entry is None:
-                entry = _map_entry(key, value)
-                if len(_STR_ENTRIES) < _CACHE_MAX:
-                    _STR_ENTRIES[(key, value)] = entry
-        else:
-            entry = _map_entry(key, value)
-        append(entry)
+        append(_str_entry(key, value) if value.__class__ is str else _map_entry(key, value))
     body = b"".join(parts)
-    n = len(body)
+    return point_request_head(len(body)) + body
+
+
+def _str_entry(key: str, value: str) -> bytes:
+    """`_map_entry` for a str value, cached: output strings (class names and the like) are few."""
+    entry = _STR_ENTRIES.get((key, value))
+    if entry is None:
+        entry = _map_entry(key, value)
+        if len(_STR_ENTRIES) < _CACHE_MAX:
+            _STR_ENTRIES[(key, value)] = entry
+    return entry
+
+
+def point_request_head(n: int) -> bytes:
+    """The bytes that make an n-byte serialized point a Request (or Response) body: the tag of
+    field 17 and the length."""
     if n < 0x4000:  # the usual point: a one- or two-byte length, without encode_varint's loop
-        return _POINT_HEAD + (_SMALL[n] if n < 0x80 else _TWO(n & 0x7F | 0x80, n >> 7)) + body
-    return _POINT_HEAD + encode_varint(n) + body
+        return _POINT_HEAD + (_SMALL[n] if n < 0x80 else _TWO(n & 0x7F | 0x80, n >> 7))
+    return _POINT_HEAD + encode_varint(n)
 
 
 _TWO = struct.Struct("<BB").pack
@@ -449,3 +463,18 @@ def as_outputs(result: Point | Iterable[Point] | None) -> Iterable[Point]:
     if isinstance(result, Point):
         return (result,)
     return result
+
+
+def raw_point(body: bytes) -> bytes | None:
+    """The serialized point inside `body`, a Request (or Response) holding a point and nothing
+    else, as Kapacitor sends one; None for any other layout or a point over 16 KiB (the caller
+    then serializes the parsed point when it needs its bytes)."""
+    n = len(body)
+    if n < 3 or not body.startswith(_POINT_HEAD):
+        return None
+    b2 = body[2]
+    if b2 < 0x80:
+        return body[3:] if n == b2 + 3 else None
+    if n > 3 and body[3] < 0x80 and n == ((b2 & 0x7F) | (body[3] << 7)) + 4:
+        return body[4:]
+    return None

@@ -335,6 +335,15 @@ class UDF:
         None (the default): every point goes to `process`."""
         return None
 
+    def column_inputs(self) -> Sequence[str] | None:
+        """Optional, for a UDF with `process_many`, asked once after `setup`: the numeric
+        fields it reads from every point with `udfcollection.ml.inputs.read_matrix`. The
+        framework then reads them while it decodes each point and passes `process_many` a
+        `udfcollection.columns.PointBlock` (a sequence of Points, made only when accessed)
+        whose matrix `read_matrix` returns without another pass over the points. None (the
+        default): `process_many` gets a list of Points."""
+        return None
+
     process_many: ClassVar[Callable | None] = None
     """Optional vectorised stream handler `process_many(points, states) -> list`, one entry per
     input point (None, a Point, or a list of Points). When defined, all points already read are

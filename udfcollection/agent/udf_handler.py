@@ -16,7 +16,8 @@ from google.protobuf.message import DecodeError
 from udfcollection.agent.connection import FLUSH_AT, FrameWriter
 from udfcollection.agent.logs import RateLimiter
 from udfcollection.agent.runtime import POINT_TAG, FatalError, Handler
-from udfcollection.points import Batch, Point
+from udfcollection.columns import FieldColumns, PointBlock
+from udfcollection.points import Batch, Point, raw_point
 from udfcollection.protocol import udf_pb2
 from udfcollection.protocol.framing import SMALL_VARINTS, ProtocolError, encode_varint
 from udfcollection.spec import (
@@ -93,7 +94,8 @@ class UDFHandler(Handler):
         self.batch_in = udf_cls.wants == BATCH
         self.batch_out = udf_cls.provides == BATCH
         self.on_error = udf_cls.on_error_default
-        self._pending: list[Point] = []
+        self._pending: list[Point] | PointBlock = []
+        self._inputs: tuple[str, ...] | None = None  # the UDF's column_inputs, if any
         self._batch_begin: udf_pb2.BeginBatch | None = None
         self._batch_points: list[Point] | None = None
         self._limiter = RateLimiter()
@@ -141,6 +143,14 @@ class UDFHandler(Handler):
             kernel = udf.number_kernel()
             self.point, self.point_run = (self._stream_point_fns() if kernel is None
                                           else self._number_point_fns(*kernel))
+        elif not self.batch_in:
+            names = udf.column_inputs()
+            if names is not None:
+                self._inputs = tuple(names)
+                self._pending = PointBlock(self._inputs)
+                self.point_run = self._block_point_run()
+            else:
+                self.point_run = self._vector_point_run()
         self.log.debug("init ok: task=%s node=%s options=%s", req.taskID, req.nodeID,
                        opts.as_dict())
         resp.init.success = True
@@ -370,6 +380,88 @@ class UDFHandler(Handler):
 
         return point, point_run
 
+    def _vector_point_run(self):
+        """point_run for vectorised stream UDFs: holds each point, with the bytes it arrived
+        as, for the next `drain` (or until VECTOR_MAX are held)."""
+        point_cls = Point
+        parse = udf_pb2.Request.FromString
+        tag = POINT_TAG
+        drain = self.drain
+
+        def point_run(items, offsets, i: int, out: FrameWriter) -> int:
+            n = len(items)
+            pending = self._pending
+            while i < n:
+                body = items[i]
+                if body.__class__ is bytes:
+                    if not body.startswith(tag):
+                        return i
+                    try:
+                        req = parse(body)
+                    except DecodeError:
+                        raise ProtocolError("undecodable point message", offsets[i]) from None
+                    pending.append(point_cls(req.point, req, raw_point(body)))
+                else:
+                    pending.append(point_cls(body.point, body))
+                i += 1
+                if len(pending) >= VECTOR_MAX:
+                    drain(out)
+                    pending = self._pending
+            return n
+
+        return point_run
+
+    def _block_point_run(self):
+        """point_run for vectorised UDFs with `column_inputs`: decodes each point, reads its
+        inputs into the pending PointBlock (PointBlock.add, inlined) and lets the message go;
+        drains once VECTOR_MAX points are held."""
+        parse = udf_pb2.Request.FromString
+        tag = POINT_TAG
+        drain = self.drain
+        names = self._inputs
+        stateful = self.stateful
+
+        def point_run(items, offsets, i: int, out: FrameWriter) -> int:
+            n = len(items)
+            block = self._pending
+            bodies = block.bodies
+            extend = block.flat.extend
+            groups_append = block.groups.append
+            while i < n:
+                body = items[i]
+                if body.__class__ is bytes:
+                    if not body.startswith(tag):
+                        break
+                    try:
+                        pb = parse(body).point
+                    except DecodeError:
+                        raise ProtocolError("undecodable point message", offsets[i]) from None
+                else:
+                    pb = body.point
+                    body = body.SerializeToString()
+                i += 1
+                k = len(bodies)
+                bodies.append(body)
+                if stateful:
+                    groups_append(pb.group)
+                vals = list(map(pb.fieldsDouble.get, names))
+                if pb.fieldsInt or pb.fieldsString or pb.fieldsBool:
+                    block.mixed.add(k)
+                    if None in vals:
+                        vals = block.slow_inputs(k)
+                elif None in vals:
+                    vals = block.slow_inputs(k)
+                extend(vals)
+                if k + 1 >= VECTOR_MAX:
+                    drain(out)
+                    block = self._pending
+                    bodies = block.bodies
+                    extend = block.flat.extend
+                    groups_append = block.groups.append
+            return i
+
+        return point_run
+
     def point(self, req: udf_pb2.Request, out: FrameWriter) -> None:
         if self.udf is None and self._not_ready():
             return
@@ -378,6 +470,9 @@ class UDFHandler(Handler):
             if self._batch_points is None:
                 self._implicit_begin(p)
             self._batch_points.append(p)
+            return
+        if self._inputs is not None:
+            self.point_run((req,), None, 0, out)
             return
         if self.vectorised:
             self._pending.append(p)
@@ -402,10 +497,14 @@ class UDFHandler(Handler):
         pending = self._pending
         if not pending:
             return
-        self._pending = []
+        if self._inputs is not None:
+            self._pending = PointBlock(self._inputs)
+        else:
+            self._pending = []
         if self.stateful:
             get = self.groups.get
-            states = [get(p._pb.group) for p in pending]
+            states = ([get(g) for g in pending.groups] if pending.__class__ is PointBlock
+                      else [get(p._pb.group) for p in pending])
         else:
             states = [None] * len(pending)
         try:
@@ -424,6 +523,9 @@ class UDFHandler(Handler):
                     results.append(None)
         small = SMALL_VARINTS
         buf = out.buf
+        if results.__class__ is FieldColumns:
+            self._write_columns(results, out)
+            return
         for p, r in zip(pending, results, strict=True):
             if r.__class__ is Point:
                 # out.frame() inlined: this runs once per output point.
@@ -433,13 +535,40 @@ class UDFHandler(Handler):
                 buf += body
                 if len(buf) >= FLUSH_AT:
                     out.flush()
-            elif r is None:
-                continue
-            elif isinstance(r, BaseException):
-                self._point_failed(p, r, out)
             else:
-                for x in r:
-                    out.frame(x.to_bytes())
+                self._write_result(p, r, out)
+
+    def _write_columns(self, columns: FieldColumns, out: FrameWriter) -> None:
+        """Write a FieldColumns result: the points it encodes straight away, the others (and
+        all of them, should encoding fail) as ordinary per-point results."""
+        try:
+            frames = columns.encode()
+        except Exception as exc:
+            allowed, _ = self._limiter.allow(f"encode:{type(exc).__name__}")
+            if allowed:
+                self.log.warning("output columns could not be encoded at once (%s: %s): "
+                                 "writing point by point", type(exc).__name__, exc)
+            frames = [None] * len(columns)
+        buf = out.buf
+        for i, frame in enumerate(frames):
+            if frame is None:
+                self._write_result(columns.points[i], columns[i], out)
+                continue
+            buf += frame
+            if len(buf) >= FLUSH_AT:
+                out.flush()
+
+    def _write_result(self, p: Point, r, out: FrameWriter) -> None:
+        """Write one entry of a `process_many` result for input point `p`."""
+        if r is None:
+            return
+        if isinstance(r, BaseException):
+            self._point_failed(p, r, out)
+        elif r.__class__ is Point:
+            out.frame(r.to_bytes())
+        else:
+            for x in r:
+                out.frame(x.to_bytes())
 
     # --- batch ----------------------------------------------------------------------------
 

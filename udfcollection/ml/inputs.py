@@ -35,28 +35,43 @@ def input_problem(point: Point, name: str) -> str:
     return f"input field {name!r} is a {kind}, not a number"
 
 
-def read_features(points: list[Point], names: list[str] | tuple[str, ...]
-                  ) -> tuple[list[list[float]], list[int | str]]:
-    """The numeric inputs `names` of every point, by field name.
+def read_matrix(points: list[Point], names: list[str] | tuple[str, ...]):
+    """The numeric inputs `names` of every point, by field name, as a float64 matrix with one
+    row per point (NaN and infinities as sent), and `problems`: point index -> the text saying
+    which input is missing or not a number, for points whose row is then all NaN.
 
-    Returns (rows, plan): `rows` holds one list of floats per point that has every input as a
-    double or int field (NaN and infinities included, as sent); `plan[i]` is point i's index
-    into `rows`, or the text saying which input is missing or not a number."""
-    rows: list[list[float]] = []
-    plan: list[int | str] = []
-    plan_append, rows_append = plan.append, rows.append
-    for p in points:
+    For a PointBlock that read these inputs while decoding (`UDF.column_inputs`), that
+    matrix."""
+    import numpy as np
+
+    from udfcollection.columns import PointBlock
+
+    if points.__class__ is PointBlock and points.names == tuple(names):
+        return points.matrix()
+
+    flat: list[float] = []
+    extend = flat.extend
+    problems: dict[int, str] = {}
+    width = len(names)
+    for i, p in enumerate(points):
         # Most inputs are doubles: one map lookup each, made by map() in C (a comprehension
         # costs twice as much per point); ints and problems take the slow path.
         vals = list(map(p._pb.fieldsDouble.get, names))
         if None in vals:
             vals = [p.number(n) for n in names]
             if None in vals:
-                plan_append(input_problem(p, names[vals.index(None)]))
-                continue
-        plan_append(len(rows))
-        rows_append(vals)
-    return rows, plan
+                problems[i] = input_problem(p, names[vals.index(None)])
+                vals = [float("nan")] * width
+        extend(vals)
+    return np.array(flat, dtype=float).reshape(len(points), width), problems
+
+
+def first_not_finite(names, row) -> str:
+    """'input field NAME is VALUE, not a finite number' for the first non-finite value."""
+    for name, v in zip(names, row, strict=False):
+        if v != v or v in (float("inf"), float("-inf")):
+            return f"input field {name!r} is {v}, not a finite number"
+    raise ValueError("every value is finite")
 
 
 class BadInputPolicy:

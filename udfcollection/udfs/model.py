@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from udfcollection.columns import FieldColumns
 from udfcollection.points import Point
 from udfcollection.spec import FLAG, STRING, UDF, InitError, Option, Options
 
@@ -88,6 +89,8 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
         return []
 
     def setup(self) -> None:
+        import numpy as np
+
         from udfcollection.ml.inputs import BadInputPolicy
         from udfcollection.ml.loading import load_model_option
         from udfcollection.ml.manifest import ModelError
@@ -112,6 +115,8 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
         self.features = features
         self.kind = _output_kind(m)
         self.convert = _CONVERT[self.kind]
+        self.labels = (np.array([self.convert(c) for c in m.classes], dtype=object)
+                       if m.is_classifier else None)
         self.out = o.as_
         self.proba_fields = ([f"{o.as_}_{c}" for c in m.classes] if o.proba else [])
         self.not_evaluated: dict[str, Any] = {self.out: _EMPTY[self.kind]}
@@ -120,43 +125,42 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
         self.bad = BadInputPolicy(o.on_error, self.log)
         self.log.info("model %s (%s), features: %s", m.path, m.describe(), ", ".join(features))
 
-    def process_many(self, points: list[Point], states: list) -> list:
-        """All points already read, in order, scored in one model call."""
+    def column_inputs(self) -> tuple[str, ...]:
+        return tuple(self.features)
+
+    def process_many(self, points: list[Point], states: list) -> FieldColumns:
+        """All points already read, in order, scored in one model call (one for the class
+        probabilities too when `proba` is set; a CatBoost classifier's class is then read off
+        its probabilities instead of a second call)."""
         import numpy as np
 
-        from udfcollection.ml.inputs import read_features
+        from udfcollection.ml.inputs import first_not_finite, read_matrix
 
         names = self.features
-        rows, plan = read_features(points, names)
-        X = np.asarray(rows, dtype=float).reshape(-1, len(names))
+        X, problems = read_matrix(points, names)
         finite = np.isfinite(X).all(axis=1)
-        preds: list = []
-        probas: list = []
+        n = len(points)
+        m = self.model
+        pf = self.proba_fields
+        proba = np.zeros((n, len(pf)))
+        # A regressor's prediction is a double column; class labels are kept as Python
+        # values of the output kind (an object column).
+        pred = (np.zeros(n) if self.labels is None
+                else np.full(n, self.not_evaluated[self.out], dtype=object))
         if finite.any():
             Xf = X[finite]
-            preds = self.model.predict(Xf).tolist()
-            if self.proba_fields:
-                probas = self.model.predict_proba(Xf).tolist()
-        position = (np.cumsum(finite) - 1).tolist()
-        finite_l = finite.tolist()
-        convert = self.convert
-        out_name = self.out
-        pf = self.proba_fields
-        results: list = []
-        for p, k in zip(points, plan, strict=True):
-            if k.__class__ is str:
-                results.append(self.bad.handle(p, k, self.not_evaluated))
-                continue
-            if not finite_l[k]:
-                bad = next(n for n, v in zip(names, rows[k], strict=True)
-                           if v != v or v in (float("inf"), float("-inf")))
-                results.append(self.bad.handle(
-                    p, f"input field {bad!r} is {rows[k][names.index(bad)]}, not a finite "
-                    "number", self.not_evaluated))
-                continue
-            i = position[k]
-            fields: dict[str, Any] = {out_name: convert(preds[i])}
+            at = np.flatnonzero(finite)
             if pf:
-                fields.update(zip(pf, probas[i], strict=True))
-            results.append(p.emit(fields))
-        return results
+                proba[at] = m.predict_proba(Xf)
+            if self.labels is None:
+                pred[at] = m.predict(Xf)
+            elif pf and m.kind == "catboost":
+                pred[at] = self.labels[proba[at].argmax(axis=1)]
+            else:
+                convert = self.convert
+                pred[at] = [convert(v) for v in m.predict(Xf).tolist()]
+        others: dict[int, object] = {}
+        for i in np.flatnonzero(~finite).tolist():
+            reason = problems.get(i) or first_not_finite(names, X[i].tolist())
+            others[i] = self.bad.handle(points[i], reason, self.not_evaluated)
+        return FieldColumns(points, (self.out, *pf), (pred, *proba.T), others)

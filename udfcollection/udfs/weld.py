@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from udfcollection.columns import FieldColumns
 from udfcollection.points import Point
 from udfcollection.spec import DOUBLE, STRING, UDF, InitError, Option
 
@@ -79,6 +80,8 @@ feature names are used when it has them); retrain with `kapudf train weld --data
     heavy = True
 
     def setup(self) -> None:
+        import numpy as np
+
         from udfcollection.ml.inputs import BadInputPolicy
         from udfcollection.ml.loading import load_model_option, load_shipped
         from udfcollection.ml.manifest import ModelError
@@ -108,52 +111,45 @@ feature names are used when it has them); retrain with `kapudf train weld --data
         self.n_model_features = m.n_features or len(FEATURES)
         self.good_index = m.classes.index(self.good)
         self.class_names = [str(c) for c in m.classes]
+        # weld_class by index: 0 is '' (not evaluated), c + 1 is class c
+        self.labels = np.array(["", *self.class_names], dtype=object)
         self.bad = BadInputPolicy(o.on_error, self.log)
         self.log.info("weld model: %s (%s), features: %s", m.path, m.describe(),
                       ", ".join(self.features[: self.n_model_features]))
 
-    def process_many(self, points: list[Point], states: list) -> list:
+    def column_inputs(self) -> tuple[str, ...]:
+        return tuple(self.features)
+
+    def process_many(self, points: list[Point], states: list) -> FieldColumns:
         """All points already read, in order, scored in one model call."""
         import numpy as np
 
-        from udfcollection.ml.inputs import read_features
+        from udfcollection.ml.inputs import first_not_finite, read_matrix
 
         min_current = self.opts.min_current
         n_model = self.n_model_features
-        rows, plan = read_features(points, self.features)
-        X = np.asarray(rows, dtype=float).reshape(-1, len(self.features))
+        X, problems = read_matrix(points, self.features)
         with np.errstate(invalid="ignore"):
             welding = X[:, self.current_col] > min_current  # NaN current: not welding
         finite = np.isfinite(X[:, :n_model]).all(axis=1)
         scored = welding & finite
-        proba = (self.model.predict_proba(X[scored, :n_model]) if scored.any()
-                 else np.zeros((0, len(self.class_names))))
-        defect = np.clip(1.0 - proba[:, self.good_index], 0.0, 1.0).tolist()
-        best = proba.argmax(axis=1).tolist()
-        position = (np.cumsum(scored) - 1).tolist()
-        welding_l, finite_l = welding.tolist(), finite.tolist()
-        threshold = self.opts.threshold
-        classes = self.class_names
-        results: list = []
-        for p, k in zip(points, plan, strict=True):
-            if k.__class__ is str:
-                # An idle reading is not evaluated even when other inputs are unusable.
-                current = p.number(CURRENT)
-                if current is not None and not current > min_current:
-                    results.append(p.emit(NOT_EVALUATED))
-                else:
-                    results.append(self.bad.handle(p, k, NOT_EVALUATED))
-            elif not welding_l[k]:
-                results.append(p.emit(NOT_EVALUATED))
-            elif not finite_l[k]:
-                bad = next(n for n, v in zip(self.features, rows[k], strict=False)
-                           if v != v or v in (float("inf"), float("-inf")))
-                results.append(self.bad.handle(
-                    p, f"input field {bad!r} is {rows[k][self.features.index(bad)]}, not a "
-                    "finite number", NOT_EVALUATED))
-            else:
-                i = position[k]
-                d = defect[i]
-                results.append(p.emit({"defect_probability": d, "weld_class": classes[best[i]],
-                                       "anomaly_status": 1.0 if d > threshold else 0.0}))
-        return results
+        n = len(points)
+        defect = np.zeros(n)
+        status = np.zeros(n)
+        label = np.zeros(n, dtype=np.intp)  # 0: '' (not evaluated), c + 1: class c
+        if scored.any():
+            proba = self.model.predict_proba(X[scored, :n_model])
+            defect[scored] = np.clip(1.0 - proba[:, self.good_index], 0.0, 1.0)
+            label[scored] = proba.argmax(axis=1) + 1
+            status[scored] = defect[scored] > self.opts.threshold
+        others: dict[int, object] = {}
+        for i in np.flatnonzero(welding & ~finite).tolist():
+            others[i] = self.bad.handle(points[i], first_not_finite(self.features, X[i]),
+                                        NOT_EVALUATED)
+        for i, reason in problems.items():
+            # An idle reading is not evaluated even when other inputs are unusable.
+            current = points[i].number(CURRENT)
+            if current is None or current > min_current:
+                others[i] = self.bad.handle(points[i], reason, NOT_EVALUATED)
+        return FieldColumns(points, ("defect_probability", "weld_class", "anomaly_status"),
+                            (defect, self.labels[label], status), others)

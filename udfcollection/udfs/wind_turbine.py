@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from udfcollection.columns import FieldColumns
 from udfcollection.points import Point
 from udfcollection.spec import BOOL, DOUBLE, INT, STRING, UDF, InitError, Option, Options, UDFState
 
@@ -161,60 +162,65 @@ with `kapudf train wind_turbine --data your.csv`."""
         self.speed_field: str = o.speed_field
         self.power_field: str = o.power_field
 
-    def process_many(self, points: list[Point], states: list[WindState]) -> list:
+    def column_inputs(self) -> tuple[str, ...]:
+        return tuple((self.speed_field, self.power_field))
+
+    def process_many(self, points: list[Point], states: list[WindState]) -> FieldColumns:
         """All points already read, in order: one model call for every evaluated point, then
-        the per-group confirmation logic in arrival order."""
+        the per-group confirmation logic in arrival order over the evaluated points."""
         import numpy as np
 
-        from udfcollection.ml.inputs import read_features
+        from udfcollection.ml.inputs import read_matrix
 
         o = self.opts
-        rows, plan = read_features(points, (self.speed_field, self.power_field))
-        arr = np.asarray(rows, dtype=float).reshape(-1, 2)
-        speed, power = arr[:, 0], arr[:, 1]
-        # NaN compares False, so NaN speed or power is "not evaluated" here too; an infinite
-        # power would make power_error NaN, which InfluxDB refuses to store.
+        X, problems = read_matrix(points, (self.speed_field, self.power_field))
+        speed, power = X[:, 0], X[:, 1]
+        # NaN compares False, so NaN speed or power (and a missing input, read as NaN) is
+        # "not evaluated" here; an infinite power would make power_error NaN, which InfluxDB
+        # refuses to store.
         with np.errstate(invalid="ignore"):
             evaluated = ((speed > o.cut_in) & (speed <= o.cut_out) & (power >= o.min_power)
                          & np.isfinite(power))
-        expected = np.zeros(len(rows))
-        error = np.zeros(len(rows))
+        n = len(points)
+        expected = np.zeros(n)
+        error = np.zeros(n)
+        status = np.zeros(n)
         if evaluated.any():
             # The model runs before any state changes: if it raises, the handler may retry
             # points one by one without a window having been advanced twice.
             expected[evaluated] = self.model.predict(speed[evaluated].reshape(-1, 1))
             error[evaluated] = (expected[evaluated] - power[evaluated]) / power[evaluated]
-        candidate = error > o.threshold  # False wherever not evaluated (error 0)
-        ev_l, cand_l = evaluated.tolist(), candidate.tolist()
-        exp_l, err_l = expected.tolist(), error.tolist()
-        speed_l, power_l = speed.tolist(), power.tolist()
+        others = {i: self.bad.handle(points[i], reason, NOT_EVALUATED)
+                  for i, reason in problems.items()}
+        if o.not_evaluated_breaks:
+            visit = [i for i in range(n) if i not in problems] if problems else range(n)
+        else:
+            visit = np.flatnonzero(evaluated).tolist()  # the others leave windows alone
+        self._confirm(states, visit, evaluated, error, speed, power, status)
+        return FieldColumns(points, ("anomaly_status", "expected_power", "power_error"),
+                            (status, expected, error), others)
+
+    def _confirm(self, states: list[WindState], visit, evaluated, error, speed, power,
+                 status) -> None:
+        """Advance the windows of the points `visit` (indices, in arrival order) and set
+        `status` where an anomaly is confirmed."""
+        o = self.opts
         confirm, max_slope = o.confirm, o.max_slope
-        breaks = o.not_evaluated_breaks
-        results: list = []
-        append = results.append
-        for p, st, k in zip(points, states, plan, strict=True):
-            if k.__class__ is str:
-                append(self.bad.handle(p, k, NOT_EVALUATED))
+        ev_l, err_l = evaluated.tolist(), error.tolist()
+        cand_l = (error > o.threshold).tolist()  # False wherever not evaluated (error 0)
+        speed_l, power_l = speed.tolist(), power.tolist()
+        for i in visit:
+            window = states[i].window
+            if not ev_l[i]:
+                _push(window, [False, 0.0, 0.0], confirm)
                 continue
-            if not ev_l[k]:
-                if breaks:
-                    _push(st.window, [False, 0.0, 0.0], confirm)
-                append(p.emit(NOT_EVALUATED))
-                continue
-            window = st.window
-            entry = [cand_l[k], speed_l[k], power_l[k]]
-            window.append(entry)
-            if len(window) > confirm:
-                del window[: len(window) - confirm]
-            status = 0.0
+            entry = [cand_l[i], speed_l[i], power_l[i]]
+            _push(window, entry, confirm)
             if entry[0] and len(window) == confirm and all(x[0] for x in window):
                 if abs(slope([x[1] for x in window], [x[2] for x in window])) < max_slope:
-                    status = level(err_l[k])
+                    status[i] = level(err_l[i])
                 else:
                     entry[0] = False
-            append(p.emit({"anomaly_status": status, "expected_power": exp_l[k],
-                           "power_error": err_l[k]}))
-        return results
 
 
 def _push(window: list, entry: list, size: int) -> None:
