@@ -38,8 +38,8 @@ def decode_frame(frame: bytes) -> udf_pb2.Response:
 def block_of(reqs: list[udf_pb2.Request], names: tuple[str, ...]) -> PointBlock:
     block = PointBlock(names)
     for r in reqs:
-        body = r.SerializeToString()
-        block.add(body, udf_pb2.Request.FromString(body).point, group=True)
+        raw = r.point.SerializeToString()
+        block.add(raw, udf_pb2.Point.FromString(raw), group=True)
     return block
 
 

@@ -29,7 +29,6 @@ from udfcollection.points import (
     _map_entry,
     _pack_double,
     point_request_head,
-    raw_point,
 )
 from udfcollection.protocol import udf_pb2
 from udfcollection.protocol.framing import encode_varint
@@ -43,35 +42,33 @@ class PointBlock(Sequence):
 
     Filled by the agent, which decodes each point once, reads what it needs and lets the
     message go (holding thousands of decoded messages costs more than decoding a few twice):
-    `bodies` (each point's Request bytes), `flat` (the `names` inputs of every point, row after
+    `raws` (each point's bytes, as received), `flat` (the `names` inputs of every point, row after
     row: floats, NaN for a point listed in `problems`), `problems` (index -> why an input is
     missing or not a number), `mixed` (indices of points with int, string or bool fields) and
     `groups` (each point's group, when the UDF keeps per-group state)."""
 
-    __slots__ = ("_points", "bodies", "flat", "groups", "mixed", "names", "problems")
+    __slots__ = ("_points", "flat", "groups", "mixed", "names", "problems", "raws")
 
     def __init__(self, names: Sequence[str]):
         self.names = tuple(names)
-        self.bodies: list[bytes] = []
+        self.raws: list[bytes] = []
         self.flat: list[float] = []
         self.problems: dict[int, str] = {}
         self.mixed: set[int] = set()
         self.groups: list[str] = []
         self._points: dict[int, Point] = {}
 
-    def add(self, body: bytes, pb, group: bool) -> None:
-        """Append one point: `body`, its Request bytes, and `pb`, the point decoded from them;
-        `group`: record its group. The agent's hot loop does the same inline."""
-        k = len(self.bodies)
-        self.bodies.append(body)
+    def add(self, raw: bytes, pb, group: bool) -> None:
+        """Append one point: `raw`, its bytes, and `pb`, the point decoded from them; `group`:
+        record its group. The agent's hot loop does the same inline."""
+        k = len(self.raws)
+        self.raws.append(raw)
         if group:
             self.groups.append(pb.group)
         vals = list(map(pb.fieldsDouble.get, self.names))
         if pb.fieldsInt or pb.fieldsString or pb.fieldsBool:
             self.mixed.add(k)
-            if None in vals:
-                vals = self.slow_inputs(k)
-        elif None in vals:
+        if None in vals:
             vals = self.slow_inputs(k)
         self.flat.extend(vals)
 
@@ -91,22 +88,23 @@ class PointBlock(Sequence):
         """(X, problems): the inputs as a float64 matrix, one row per point."""
         import numpy as np
 
-        return (np.array(self.flat, dtype=float).reshape(len(self.bodies), len(self.names)),
+        return (np.array(self.flat, dtype=float).reshape(len(self.raws), len(self.names)),
                 self.problems)
 
     def __len__(self) -> int:
-        return len(self.bodies)
+        return len(self.raws)
 
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self.bodies)))]
+            return [self[k] for k in range(*i.indices(len(self.raws)))]
         if i < 0:
-            i += len(self.bodies)
+            i += len(self.raws)
         p = self._points.get(i)
         if p is None:
-            body = self.bodies[i]
-            req = udf_pb2.Request.FromString(body)
-            p = self._points[i] = Point(req.point, req, raw_point(body))
+            raw = self.raws[i]
+            req = udf_pb2.Request()
+            req.point.MergeFromString(raw)
+            p = self._points[i] = Point(req.point, req, raw)
         return p
 
 class FieldColumns:
@@ -175,8 +173,7 @@ class FieldColumns:
             skip |= points.mixed
             # Points made since they were read may have been emitted: those go by `others`.
             skip.update(i for i, p in points._points.items() if p._out is not None)
-            raws = [b[3:] if b[2] < 0x80 and len(b) == b[2] + 3 else raw_point(b)
-                    for b in points.bodies]
+            raws = points.raws
         else:
             raws = []
             for i, p in enumerate(points):
@@ -207,21 +204,22 @@ class FieldColumns:
             extras = rec.view(f"V{dtype.itemsize}").tolist()
         else:
             extras = [b""] * n
+        parts = [raws, extras]
+        sizes = list(map(operator.add, map(len, raws), map(len, extras)))
         for name, values in loose:
             entries = _loose_entries(name, values)
             if None in entries:
                 skip.update(i for i, e in enumerate(entries) if e is None)
                 entries = [e or b"" for e in entries]
-            extras = list(map(bytes.__add__, extras, entries))
+            parts.append(entries)
+            sizes = list(map(operator.add, sizes, map(len, entries)))
             if any(v.__class__ is not float for v in values):
-                needle = name.encode()
-                hits = list(map(operator.contains, raws, repeat(needle)))
-                if True in hits:
-                    skip.update(i for i, h in enumerate(hits) if h)
-        sizes = list(map(operator.add, map(len, raws), map(len, extras)))
+                hits = list(map(bytes.find, raws, repeat(name.encode())))
+                if max(hits) >= 0:
+                    skip.update(i for i, h in enumerate(hits) if h >= 0)
         heads_by_size = {k: _frame_head(k) for k in set(sizes)}
         frames: list[bytes | None] = list(map(b"".join, zip(
-            map(heads_by_size.__getitem__, sizes), raws, extras, strict=True)))
+            map(heads_by_size.__getitem__, sizes), *parts, strict=True)))
         for i in skip:
             frames[i] = None
         return frames

@@ -424,7 +424,7 @@ class UDFHandler(Handler):
         def point_run(items, offsets, i: int, out: FrameWriter) -> int:
             n = len(items)
             block = self._pending
-            bodies = block.bodies
+            raws = block.raws
             extend = block.flat.extend
             groups_append = block.groups.append
             while i < n:
@@ -436,26 +436,35 @@ class UDFHandler(Handler):
                         pb = parse(body).point
                     except DecodeError:
                         raise ProtocolError("undecodable point message", offsets[i]) from None
+                    # The point's bytes: after field 17's tag and a one- or two-byte length
+                    # (raw_point, inlined; a byte follows a length byte >= 0x80: it decoded).
+                    b2 = body[2]
+                    if b2 < 0x80:
+                        raw = body[3:] if len(body) == b2 + 3 else None
+                    elif body[3] < 0x80 and len(body) == (b2 & 0x7F | body[3] << 7) + 4:
+                        raw = body[4:]
+                    else:
+                        raw = None
+                    if raw is None:
+                        raw = pb.SerializeToString()
                 else:
                     pb = body.point
-                    body = body.SerializeToString()
+                    raw = pb.SerializeToString()
                 i += 1
-                k = len(bodies)
-                bodies.append(body)
+                k = len(raws)
+                raws.append(raw)
                 if stateful:
                     groups_append(pb.group)
                 vals = list(map(pb.fieldsDouble.get, names))
                 if pb.fieldsInt or pb.fieldsString or pb.fieldsBool:
                     block.mixed.add(k)
-                    if None in vals:
-                        vals = block.slow_inputs(k)
-                elif None in vals:
+                if None in vals:
                     vals = block.slow_inputs(k)
                 extend(vals)
                 if k + 1 >= VECTOR_MAX:
                     drain(out)
                     block = self._pending
-                    bodies = block.bodies
+                    raws = block.raws
                     extend = block.flat.extend
                     groups_append = block.groups.append
             return i
@@ -550,6 +559,14 @@ class UDFHandler(Handler):
                                  "writing point by point", type(exc).__name__, exc)
             frames = [None] * len(columns)
         buf = out.buf
+        if None not in frames:
+            # Whole runs of frames at a time, a run about FLUSH_AT bytes long.
+            step = max(1, FLUSH_AT * len(frames) // max(1, sum(map(len, frames))))
+            for a in range(0, len(frames), step):
+                buf += b"".join(frames[a:a + step])
+                if len(buf) >= FLUSH_AT:
+                    out.flush()
+            return
         for i, frame in enumerate(frames):
             if frame is None:
                 self._write_result(columns.points[i], columns[i], out)
