@@ -250,3 +250,42 @@ def test_ml_udfs_write_the_same_points_as_one_point_at_a_time(cls, lp_points, op
     columns, single = run(cls), run(one_at_a_time)
     assert len(columns) == len(single) == len(frames)
     assert columns == single
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(points(), min_size=1, max_size=6),
+       st.lists(keys, min_size=1, max_size=3, unique=True))
+def test_the_agents_inline_read_fills_the_block_as_add_does(reqs, names):
+    """The handler's hot loop inlines PointBlock.add: both must give the same block."""
+    from udfcollection.agent.connection import FrameWriter
+    from udfcollection.agent.udf_handler import UDFHandler
+    from udfcollection.offline import make_init
+    from udfcollection.udfs.weld import Weld
+    from udfcollection.udfs.wind_turbine import WindState
+
+    class Reader(Weld):  # any UDF with column_inputs; stateful so groups are recorded
+        State = WindState
+
+        def setup(self):
+            pass
+
+        def column_inputs(self):
+            return tuple(names)
+
+    handler = UDFHandler(Reader)
+    assert handler.init(make_init([])).init.success
+    frames = [r.SerializeToString() for r in reqs]
+    assert handler.point_run(frames, [0] * len(frames), 0, FrameWriter(bytearray().extend)) \
+        == len(frames)
+    inline, by_add = handler._pending, block_of(reqs, tuple(names))
+    assert inline.raws == by_add.raws
+    assert np.array_equal(np.array(inline.flat), np.array(by_add.flat), equal_nan=True)
+    assert (inline.problems, inline.mixed, inline.groups) == \
+        (by_add.problems, by_add.mixed, by_add.groups)
+
+
+def test_loose_float_columns_with_nan_are_encoded():
+    block = block_of([_weld_like(0), _weld_like(1)], ())
+    fc = FieldColumns(block, ("score",), ([float("nan"), 1.5],))
+    got = [decode_frame(f).point.fieldsDouble["score"] for f in fc.encode()]
+    assert math.isnan(got[0]) and got[1] == 1.5

@@ -107,6 +107,7 @@ class PointBlock(Sequence):
             p = self._points[i] = Point(req.point, req, raw)
         return p
 
+
 class FieldColumns:
     """What `process_many` may return instead of a list: point i goes out with field
     `names[j]` set to `columns[j][i]`, keeping its own fields, tags and the rest (as
@@ -171,7 +172,7 @@ class FieldColumns:
         skip = set(self.others)
         if points.__class__ is PointBlock:
             skip |= points.mixed
-            # Points made since they were read may have been emitted: those go by `others`.
+            # A point the UDF emitted itself (against the contract) goes the general way.
             skip.update(i for i, p in points._points.items() if p._out is not None)
             raws = points.raws
         else:
@@ -235,10 +236,15 @@ def _frame_head(k: int) -> bytes:
 def _loose_entries(name: str, values: Sequence[Any]) -> list[bytes | None]:
     """Map entries for the values of a column that is not a float64 array, one per point;
     None for a value of no plain field type (that point takes the general path)."""
-    cache: dict[tuple[type, Any], bytes | None] = {}
-    for v in set(map(_typed, values)):
-        cache[v] = _entry(name, v[1])
-    return list(map(cache.__getitem__, map(_typed, values)))
+    if set(map(type, values)) <= {str}:  # class names and the like: the usual case
+        cache = {v: _entry(name, v) for v in set(values)}
+        return list(map(cache.__getitem__, values))
+    keys = list(map(_typed, values))
+    try:
+        cache = {k: _entry(name, k[1]) for k in set(keys)}
+        return list(map(cache.__getitem__, keys))
+    except (KeyError, TypeError):  # a NaN (never equal to another NaN) or an unhashable value
+        return [_entry(name, v) for v in values]
 
 
 def _typed(v: Any) -> tuple[type, Any]:
