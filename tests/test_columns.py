@@ -289,3 +289,37 @@ def test_loose_float_columns_with_nan_are_encoded():
     fc = FieldColumns(block, ("score",), ([float("nan"), 1.5],))
     got = [decode_frame(f).point.fieldsDouble["score"] for f in fc.encode()]
     assert math.isnan(got[0]) and got[1] == 1.5
+
+
+def test_a_column_value_of_no_field_type_is_handled_by_on_error_for_that_point():
+    """A bad value in one row must not stop the stream: that point goes to onError (here
+    'pass': unchanged), the others are written."""
+    from udfcollection.agent.connection import FrameWriter
+    from udfcollection.agent.udf_handler import UDFHandler
+    from udfcollection.offline import make_init
+    from udfcollection.spec import UDF
+
+    class Labeller(UDF):
+        name = "labeller"
+        summary = "test"
+        description = "test"
+        on_error_default = "pass"
+
+        def column_inputs(self):
+            return ("Pressure",)
+
+        def process_many(self, points, states):
+            return FieldColumns(points, ("label",), (["ok", ["not", "a", "value"], "ok"],))
+
+    handler = UDFHandler(Labeller)
+    assert handler.init(make_init([])).init.success
+    written = bytearray()
+    out = FrameWriter(written.extend)
+    frames = [_weld_like(i).SerializeToString() for i in range(3)]
+    handler.point_run(frames, [0] * 3, 0, out)
+    handler.drain(out)
+    out.flush()
+    got, _ = FrameSplitter().feed(bytes(written))
+    labels = [dict(udf_pb2.Response.FromString(f).point.fieldsString) for f in got]
+    assert labels == [{"label": "ok"}, {}, {"label": "ok"}]
+    assert handler.points_dropped == 1

@@ -569,7 +569,18 @@ class UDFHandler(Handler):
             return
         for i, frame in enumerate(frames):
             if frame is None:
-                self._write_result(columns.points[i], columns[i], out)
+                p = columns.points[i]
+                try:
+                    r = columns[i]
+                    if r.__class__ is Point:
+                        r = r.to_bytes()  # a value of no field type raises here, per point
+                except Exception as exc:
+                    self._point_failed(p, exc, out)
+                    continue
+                if r.__class__ is bytes:
+                    out.frame(r)
+                else:
+                    self._write_result(p, r, out)
                 continue
             buf += frame
             if len(buf) >= FLUSH_AT:
