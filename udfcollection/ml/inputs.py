@@ -18,7 +18,7 @@ they are emitted with the not-evaluated outputs and nothing is logged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from udfcollection.agent.logs import RateLimiter
@@ -35,7 +35,7 @@ def input_problem(point: Point, name: str) -> str:
     return f"input field {name!r} is a {kind}, not a number"
 
 
-def read_matrix(points: list[Point], names: list[str] | tuple[str, ...]):
+def read_matrix(points: Sequence[Point], names: Sequence[str]):
     """The numeric inputs `names` of every point, by field name, as a float64 matrix with one
     row per point (NaN and infinities as sent), and `problems`: point index -> the text saying
     which input is missing or not a number, for points whose row is then all NaN.

@@ -144,8 +144,8 @@ feature names are used when it has them); retrain with `kapudf train weld --data
             status[scored] = defect[scored] > self.opts.threshold
         others: dict[int, object] = {}
         for i in np.flatnonzero(welding & ~finite).tolist():
-            others[i] = self.bad.handle(points[i], first_not_finite(self.features, X[i]),
-                                        NOT_EVALUATED)
+            reason = first_not_finite(self.features, X[i].tolist())
+            others[i] = self.bad.handle(points[i], reason, NOT_EVALUATED)
         for i, reason in problems.items():
             # An idle reading is not evaluated even when other inputs are unusable.
             current = points[i].number(CURRENT)
