@@ -323,3 +323,21 @@ def test_a_column_value_of_no_field_type_is_handled_by_on_error_for_that_point()
     labels = [dict(udf_pb2.Response.FromString(f).point.fieldsString) for f in got]
     assert labels == [{"label": "ok"}, {}, {"label": "ok"}]
     assert handler.points_dropped == 1
+
+
+def test_reading_inputs_leaves_a_callers_request_unchanged():
+    """The agent reads inputs in a way that inserts missing keys into the message it reads
+    (then drops it): a Request handed in already decoded must be read from a copy."""
+    from udfcollection.agent.connection import FrameWriter
+    from udfcollection.agent.udf_handler import UDFHandler
+    from udfcollection.offline import make_init
+    from udfcollection.udfs.weld import Weld
+
+    handler = UDFHandler(Weld)
+    assert handler.init(make_init([])).init.success
+    req = _weld_like(0)  # lacks four of weld's six inputs
+    before = req.SerializeToString()
+    handler.point(req, FrameWriter(bytearray().extend))
+    assert req.SerializeToString() == before
+    _, problems = handler._pending.matrix()
+    assert problems == {0: "input field 'CO2 Weld Flow' is missing"}
