@@ -164,6 +164,15 @@ def test_unknown_udf(args):
         assert name in line
 
 
+@pytest.mark.parametrize(("args", "words"), [
+    (("--bogus",), ("No such option '--bogus'", "kapudf --help")),
+    (("bogus",), ("No such command 'bogus'",)),
+    (("test", "--bogus"), ("No such option '--bogus'", "kapudf test --help")),
+])
+def test_usage_errors_are_one_line(args, words):
+    one_line_error(run_cli(*args), *words)
+
+
 def test_unloadable_import_path():
     one_line_error(run_cli("info", "no_such_module:Thing"), "cannot load no_such_module:Thing")
 

@@ -33,17 +33,31 @@ class OneLineUsageError(click.ClickException):
 
 _PARSE_ERRORS = (click.MissingParameter, click.NoSuchOption, click.BadOptionUsage,
                  click.BadArgumentUsage)
+# click >= 8.2 raises this (a UsageError) for a group called with no arguments.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _one_line(exc: click.UsageError) -> OneLineUsageError:
+    msg = exc.format_message()
+    if isinstance(exc, _PARSE_ERRORS) and exc.ctx is not None:
+        msg += f" (see '{exc.ctx.command_path} --help')"
+    return OneLineUsageError(msg)
 
 
 class LazyGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:  # kapudf's own options (a subcommand's are parsed in invoke)
+            return super().parse_args(ctx, args)
+        except _NO_ARGS_IS_HELP:
+            raise  # plain `kapudf`: the help text is the answer
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
-            msg = exc.format_message()
-            if isinstance(exc, _PARSE_ERRORS) and exc.ctx is not None:
-                msg += f" (see '{exc.ctx.command_path} --help')"
-            raise OneLineUsageError(msg) from None
+            raise _one_line(exc) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [n for n, (mod, _) in COMMANDS.items() if importlib.util.find_spec(mod)]
