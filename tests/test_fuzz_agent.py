@@ -23,6 +23,7 @@ import pytest
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from kapudf_test_udfs import ColumnScaler  # tests/support
 from reference_framing import reference_decode
 from regressions.streams import STREAMS  # tests/regressions
 
@@ -162,7 +163,7 @@ streams = st.one_of(mutated_stream(), st.binary(max_size=200))
 
 # --- in-process -------------------------------------------------------------------------------
 
-def run_in_process(data: bytes, seed: int) -> tuple[bytes, int]:
+def run_in_process(data: bytes, seed: int, udf=EdgeDetect) -> tuple[bytes, int]:
     rng = random.Random(seed)
     src = io.BytesIO(data)
 
@@ -173,7 +174,7 @@ def run_in_process(data: bytes, seed: int) -> tuple[bytes, int]:
     out = bytearray()
     writer = FrameWriter(out.extend)
     conn = Connection(read, writer, heartbeat=30.0).start()
-    code = serve(conn, UDFHandler(EdgeDetect))
+    code = serve(conn, UDFHandler(udf))
     writer.flush()
     return bytes(out), code
 
@@ -188,6 +189,17 @@ def run_in_process(data: bytes, seed: int) -> tuple[bytes, int]:
 @example(SESSION_BYTES + b"\xff\xff\xff\xff\xff\xff", 3)  # 6-byte varint after good frames
 def test_in_process(data, seed):
     out, code = run_in_process(data, seed)
+    check_output(data, out, code)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(streams, st.integers(0, 1000))
+@example(SESSION_BYTES, 0)
+@example(SESSION_BYTES[:-1], 1)
+def test_in_process_column_path(data, seed):
+    """The same streams through a UDF on the column path (PointBlock in, FieldColumns out)."""
+    out, code = run_in_process(data, seed, ColumnScaler)
     check_output(data, out, code)
 
 

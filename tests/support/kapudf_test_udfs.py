@@ -153,6 +153,42 @@ class Doubler(UDF):
 
 
 @dataclass
+class SeenState(UDFState):
+    points: int = 0
+
+
+class ColumnScaler(UDF):
+    """Column-wise at both ends (`column_inputs` in, `FieldColumns` out): `double` = 2 * field
+    and `sign` ('neg' or 'pos') on every point, `seen` counting the group's points so far; a
+    point whose field is missing or not a number goes to onError."""
+
+    name = "test_column_scaler"
+    summary = "Doubles a field column-wise (test UDF)."
+    description = "Emits each point with `double`, `sign` and `seen` added, column-wise."
+    options = (Option("field", STRING, "Field to double.", default="value", example="value"),)
+    State = SeenState
+
+    def column_inputs(self):
+        return (self.opts.field,)
+
+    def process_many(self, points, states):
+        import numpy as np
+
+        from udfcollection.columns import FieldColumns
+        from udfcollection.ml.inputs import read_matrix
+
+        x, problems = read_matrix(points, self.column_inputs())
+        v = x[:, 0]
+        seen = []
+        for s in states:
+            s.points += 1
+            seen.append(s.points)
+        sign = np.where(v < 0, "neg", "pos").astype(object)
+        return FieldColumns(points, ("double", "sign", "seen"), (2 * v, sign, seen),
+                            {i: PointError(r) for i, r in problems.items()})
+
+
+@dataclass
 class BatchState(UDFState):
     batches: int = 0
 
