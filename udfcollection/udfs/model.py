@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from udfcollection.columns import FieldColumns
@@ -128,7 +129,7 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
     def column_inputs(self) -> tuple[str, ...]:
         return tuple(self.features)
 
-    def process_many(self, points: list[Point], states: list) -> FieldColumns:
+    def process_many(self, points: Sequence[Point], states: list) -> FieldColumns:
         """All points already read, in order, scored in one model call (one for the class
         probabilities too when `proba` is set; a CatBoost classifier's class is then read off
         its probabilities instead of a second call)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from udfcollection.columns import FieldColumns
@@ -120,7 +121,7 @@ feature names are used when it has them); retrain with `kapudf train weld --data
     def column_inputs(self) -> tuple[str, ...]:
         return tuple(self.features)
 
-    def process_many(self, points: list[Point], states: list) -> FieldColumns:
+    def process_many(self, points: Sequence[Point], states: list) -> FieldColumns:
         """All points already read, in order, scored in one model call."""
         import numpy as np
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -163,9 +164,9 @@ with `kapudf train wind_turbine --data your.csv`."""
         self.power_field: str = o.power_field
 
     def column_inputs(self) -> tuple[str, ...]:
-        return tuple((self.speed_field, self.power_field))
+        return (self.speed_field, self.power_field)
 
-    def process_many(self, points: list[Point], states: list[WindState]) -> FieldColumns:
+    def process_many(self, points: Sequence[Point], states: list[WindState]) -> FieldColumns:
         """All points already read, in order: one model call for every evaluated point, then
         the per-group confirmation logic in arrival order over the evaluated points."""
         import numpy as np
@@ -173,7 +174,7 @@ with `kapudf train wind_turbine --data your.csv`."""
         from udfcollection.ml.inputs import read_matrix
 
         o = self.opts
-        X, problems = read_matrix(points, (self.speed_field, self.power_field))
+        X, problems = read_matrix(points, self.column_inputs())
         speed, power = X[:, 0], X[:, 1]
         # NaN compares False, so NaN speed or power (and a missing input, read as NaN) is
         # "not evaluated" here; an infinite power would make power_error NaN, which InfluxDB
