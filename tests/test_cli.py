@@ -129,6 +129,14 @@ def test_conf_for_a_udf_given_by_import_path_starts_that_udf():
         assert "every" in c.request(info_request(), timeout=30).info.options
 
 
+def test_info_conf_for_a_udf_given_by_import_path_runs_that_path():
+    proc = run_cli("info", "kapudf_test_udfs:Counter")
+    assert proc.returncode == 0, proc.stderr
+    conf = proc.stdout.split("kapacitor.conf:\n", 1)[1]
+    sec = tomllib.loads(conf)["udf"]["functions"]["test_counter"]
+    assert sec["args"] == ["run", "kapudf_test_udfs:Counter"]
+
+
 def test_conf_all_covers_the_catalogue():
     proc = run_cli("conf", "--all")
     assert proc.returncode == 0

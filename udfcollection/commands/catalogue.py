@@ -69,4 +69,5 @@ def info_command(name: str, tick: bool, as_json: bool) -> None:
     click.echo("\nExample TICKscript:\n")
     click.echo(render.example_tick(cls))
     click.echo("kapacitor.conf:\n")
-    click.echo(render.conf_document([render.conf_section(cls, cls.name)]))
+    # args repeat the name as given, so an import-path UDF (pkg.mod:Class) starts (as `conf`)
+    click.echo(render.conf_document([render.conf_section(cls, cls.name, args=["run", name])]))
