@@ -275,3 +275,28 @@ def test_shipped_models_can_be_served(tmp_path):
     assert out.points[0].fields["prediction"] == 3600.0  # the power curve's plateau
     with pytest.raises(InitFailed, match="lists no model 'nope'"):
         OfflineRunner(ModelUDF, opts(model="shipped:nope"))
+
+
+def test_catboost_classes_with_and_without_proba_are_what_catboost_predicts(tmp_path):
+    """With `proba`, a multiclass CatBoost model's class is read off its probabilities (one
+    call); a binary one may carry its own probability threshold, so CatBoost is asked. Either
+    way the class is the one CatBoost's own predict gives."""
+    from catboost import CatBoostClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 3, 300)
+    rows = [{"x": float(v)} for v in x]
+    for labels in (["low", "high"], ["low", "mid", "high"]):
+        y = [labels[min(int(v * len(labels) / 3), len(labels) - 1)] for v in x]
+        clf = CatBoostClassifier(iterations=20, depth=2, random_seed=0, verbose=False,
+                                 thread_count=1).fit(pd.DataFrame({"x": x}), y)
+        if len(labels) == 2:
+            clf.set_probability_threshold(0.9)  # the class is no longer the likelier one
+        path = str(tmp_path / f"clf{len(labels)}.cbm")
+        clf.save_model(path)
+        os.chmod(path, 0o644)
+        want = [str(c) for c in np.asarray(clf.predict(pd.DataFrame({"x": x}))).reshape(-1)]
+        for proba in (True, False):
+            kw = {"proba": True} if proba else {}
+            out = run(ModelUDF, pts(rows), opts(model=path, feature=["x"], **kw))
+            assert [p.fields["prediction"] for p in out.points] == want, (labels, proba)

@@ -131,8 +131,8 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
 
     def process_many(self, points: Sequence[Point], states: list) -> FieldColumns:
         """All points already read, in order, scored in one model call (one for the class
-        probabilities too when `proba` is set; a CatBoost classifier's class is then read off
-        its probabilities instead of a second call)."""
+        probabilities too when `proba` is set; a multiclass CatBoost classifier's class is then
+        read off its probabilities instead of a second call)."""
         import numpy as np
 
         from udfcollection.ml.inputs import first_not_finite, read_matrix
@@ -155,7 +155,9 @@ path and the chmod that fixes it. CatBoost .cbm files hold no code."""
                 proba[at] = m.predict_proba(Xf)
             if self.labels is None:
                 pred[at] = m.predict(Xf)
-            elif pf and m.kind == "catboost":
+            elif pf and m.kind == "catboost" and len(self.labels) > 2:
+                # A multiclass CatBoost class is its most probable one (a binary model may
+                # carry its own probability threshold: that one is asked).
                 pred[at] = self.labels[proba[at].argmax(axis=1)]
             else:
                 convert = self.convert
