@@ -9,6 +9,7 @@ Prints, per UDF:
 - RSS after 100,000 and after 1,000,000 points over 1,000 groups, and peak RSS (VmHWM).
 
 Usage: python benchmarks/bench_agent.py [--udf edge_detect --udf moving_avg] [--points N]
+       python benchmarks/bench_agent.py --udf wind_turbine --groups 100 --skip-memory
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from udfcollection.protocol.framing import FrameSplitter, encode_frame
 OPTIONS = {
     "edge_detect": [("field", [("string", "value")])],
     "moving_avg": [("field", [("string", "value")]), ("size", [("int", 10)])],
+    "wind_turbine": [],  # only with --udf wind_turbine: an ML UDF on the column path
 }
+DEFAULT = ("edge_detect", "moving_avg")
 
 
 def cmd(name: str) -> list[str]:
@@ -41,8 +44,9 @@ def frame(req: udf_pb2.Request) -> bytes:
     return encode_frame(req.SerializeToString())
 
 
-def make_points(n: int, groups: int, start: int = 0) -> list[bytes]:
-    """Point frames as Kapacitor sends them for `stream|from().groupBy('host')`."""
+def make_points(n: int, groups: int, start: int = 0, name: str = "") -> list[bytes]:
+    """Point frames as Kapacitor sends them for `stream|from().groupBy('host')` (for
+    wind_turbine: `groupBy('turbine')`, wind speed and power fields)."""
     out = []
     t0 = 1_700_000_000_000_000_000
     for i in range(start, start + n):
@@ -50,9 +54,19 @@ def make_points(n: int, groups: int, start: int = 0) -> list[bytes]:
         req = udf_pb2.Request()
         p = req.point
         p.time = t0 + i * 1_000_000
-        p.name = "cpu"
         p.database = "telegraf"
         p.retentionPolicy = "autogen"
+        if name == "wind_turbine":
+            p.name = "turbine"
+            p.group = f"turbine=t{g}"
+            p.dimensions.append("turbine")
+            p.tags["turbine"] = f"t{g}"
+            # Speeds across the producing range, power around the curve and below it.
+            p.fieldsDouble["wind_speed"] = 3.0 + (i % 97) / 8.0
+            p.fieldsDouble["grid_active_power"] = 100.0 + (i % 89) * 30.0
+            out.append(frame(req))
+            continue
+        p.name = "cpu"
         p.group = f"host=h{g}"
         p.dimensions.append("host")
         p.tags["host"] = f"h{g}"
@@ -126,7 +140,7 @@ def snapshot_frame() -> bytes:
 
 def throughput(name: str, n: int, groups: int, chunk: int = 500,
                keepalive_every: float = 0.005) -> dict:
-    frames = make_points(n, groups)
+    frames = make_points(n, groups, name=name)
     blobs = [b"".join(frames[i:i + chunk]) for i in range(0, n, chunk)]
     del frames
     proc, reader = start(name)
@@ -167,7 +181,7 @@ def memory(name: str, total: int = 1_000_000, groups: int = 1000, step: int = 10
     rows = []
     sent = 0
     while sent < total:
-        frames = make_points(step, groups, start=sent)
+        frames = make_points(step, groups, start=sent, name=name)
         blob = b"".join(frames)
         del frames
         reader.done.clear()
@@ -189,7 +203,7 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=1000)
     ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args()
-    names = args.udf or sorted(OPTIONS)
+    names = args.udf or DEFAULT
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load "
           f"{os.getloadavg()[0]:.2f}")
     for name in names:

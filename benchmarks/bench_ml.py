@@ -4,7 +4,7 @@ For each ML UDF (wind_turbine, weld, model), the same points from the bundled da
 the real UDFHandler in-process, fed as the agent's protocol loop feeds it (undecoded point
 frames, so decoding is included), with the same model:
 
-- vectorised: the UDF as shipped; every point already read (up to 4096) is scored at once, as
+- vectorised: the UDF as shipped; every point already read (up to 2048) is scored at once, as
   when the agent drains its input;
 - per point: the same UDF class with `process_many` removed and `process` scoring each point
   with its own model call (a one-row numpy matrix);
