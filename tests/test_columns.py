@@ -1,7 +1,8 @@
 """Column-wise input and output (udfcollection.columns): what FieldColumns writes must decode
 to exactly what emitting each point's row the ordinary way gives, for any points and outputs,
 whether the points come as a list of Points or as a PointBlock the agent filled; PointBlock
-must read inputs exactly as `read_matrix` does from Points."""
+(filled by the agent's own loop) must read inputs exactly as `read_matrix` does from
+Points."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from test_points_encoding import keys, points, same
 
 from udfcollection.columns import FieldColumns, PointBlock
 from udfcollection.ml.inputs import read_matrix
-from udfcollection.points import Point, raw_point
+from udfcollection.points import Point
 from udfcollection.protocol import udf_pb2
 from udfcollection.protocol.framing import FrameSplitter
 from udfcollection.spec import PointError
@@ -36,11 +37,31 @@ def decode_frame(frame: bytes) -> udf_pb2.Response:
 
 
 def block_of(reqs: list[udf_pb2.Request], names: tuple[str, ...]) -> PointBlock:
-    block = PointBlock(names)
-    for r in reqs:
-        raw = r.point.SerializeToString()
-        block.add(raw, udf_pb2.Point.FromString(raw), group=True)
-    return block
+    """A PointBlock filled by the agent's own loop (the handler's point_run) from the frames
+    of `reqs`, for a UDF reading `names` that keeps per-group state."""
+    from udfcollection.agent.connection import FrameWriter
+    from udfcollection.agent.udf_handler import UDFHandler
+    from udfcollection.offline import make_init
+    from udfcollection.spec import UDF
+    from udfcollection.udfs.wind_turbine import WindState
+
+    class Reader(UDF):
+        name = "reader"
+        summary = description = "test"
+        State = WindState
+
+        def column_inputs(self):
+            return names
+
+        def process_many(self, points, states):  # never reached: the block is not drained
+            raise AssertionError
+
+    handler = UDFHandler(Reader)
+    assert handler.init(make_init([])).init.success
+    frames = [r.SerializeToString() for r in reqs]
+    assert handler.point_run(frames, [0] * len(frames), 0,
+                             FrameWriter(bytearray().extend)) == len(frames)
+    return handler._pending
 
 
 def expected_output(req: udf_pb2.Request, row: dict) -> udf_pb2.Request:
@@ -71,7 +92,7 @@ def test_encoded_frames_decode_to_what_emitting_each_row_gives(case, as_block):
     reqs, names, cols, other_rows = case
     pts = (block_of(reqs, ()) if as_block else
            [Point((c := udf_pb2.Request.FromString(r.SerializeToString())).point, c,
-                  raw_point(r.SerializeToString())) for r in reqs])
+                  r.point.SerializeToString()) for r in reqs])
     others = {i: PointError("bad input") for i in other_rows}
     fc = FieldColumns(pts, names, cols, others)
     frames = fc.encode()
@@ -250,38 +271,6 @@ def test_ml_udfs_write_the_same_points_as_one_point_at_a_time(cls, lp_points, op
     columns, single = run(cls), run(one_at_a_time)
     assert len(columns) == len(single) == len(frames)
     assert columns == single
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(points(), min_size=1, max_size=6),
-       st.lists(keys, min_size=1, max_size=3, unique=True))
-def test_the_agents_inline_read_fills_the_block_as_add_does(reqs, names):
-    """The handler's hot loop inlines PointBlock.add: both must give the same block."""
-    from udfcollection.agent.connection import FrameWriter
-    from udfcollection.agent.udf_handler import UDFHandler
-    from udfcollection.offline import make_init
-    from udfcollection.udfs.weld import Weld
-    from udfcollection.udfs.wind_turbine import WindState
-
-    class Reader(Weld):  # any UDF with column_inputs; stateful so groups are recorded
-        State = WindState
-
-        def setup(self):
-            pass
-
-        def column_inputs(self):
-            return tuple(names)
-
-    handler = UDFHandler(Reader)
-    assert handler.init(make_init([])).init.success
-    frames = [r.SerializeToString() for r in reqs]
-    assert handler.point_run(frames, [0] * len(frames), 0, FrameWriter(bytearray().extend)) \
-        == len(frames)
-    inline, by_add = handler._pending, block_of(reqs, tuple(names))
-    assert inline.raws == by_add.raws
-    assert np.array_equal(np.array(inline.flat), np.array(by_add.flat), equal_nan=True)
-    assert (inline.problems, inline.mixed, inline.groups) == \
-        (by_add.problems, by_add.mixed, by_add.groups)
 
 
 def test_loose_float_columns_with_nan_are_encoded():

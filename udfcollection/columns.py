@@ -40,12 +40,13 @@ class PointBlock(Sequence):
     """The points of one vectorised call, in arrival order, as a read-only sequence of `Point`
     (each decoded again, on first access, from the bytes it arrived as).
 
-    Filled by the agent, which decodes each point once, reads what it needs and lets the
-    message go (holding thousands of decoded messages costs more than decoding a few twice):
-    `raws` (each point's bytes, as received), `flat` (the `names` inputs of every point, row after
-    row: floats, NaN for a point listed in `problems`), `problems` (index -> why an input is
-    missing or not a number), `mixed` (indices of points with int, string or bool fields) and
-    `groups` (each point's group, when the UDF keeps per-group state)."""
+    Filled by the agent (`UDFHandler`'s block point_run), which decodes each point once, reads
+    what it needs and lets the message go (holding thousands of decoded messages costs more
+    than decoding a few twice): `raws` (each point's bytes, as received), `flat` (the `names`
+    inputs of every point, row after row: floats, NaN for a point listed in `problems`),
+    `problems` (index -> why an input is missing or not a number), `mixed` (indices of points
+    with int, string or bool fields) and `groups` (each point's group, when the UDF keeps
+    per-group state)."""
 
     __slots__ = ("_points", "flat", "groups", "mixed", "names", "problems", "raws")
 
@@ -57,20 +58,6 @@ class PointBlock(Sequence):
         self.mixed: set[int] = set()
         self.groups: list[str] = []
         self._points: dict[int, Point] = {}
-
-    def add(self, raw: bytes, pb, group: bool) -> None:
-        """Append one point: `raw`, its bytes, and `pb`, the point decoded from them; `group`:
-        record its group. The agent's hot loop does the same inline."""
-        k = len(self.raws)
-        self.raws.append(raw)
-        if group:
-            self.groups.append(pb.group)
-        vals = list(map(pb.fieldsDouble.get, self.names))
-        if pb.fieldsInt or pb.fieldsString or pb.fieldsBool:
-            self.mixed.add(k)
-        if None in vals:
-            vals = self.slow_inputs(k)
-        self.flat.extend(vals)
 
     def slow_inputs(self, i: int) -> list[float]:
         """Inputs of point i when one is not a double field: ints are read as numbers; a

@@ -464,17 +464,3 @@ def as_outputs(result: Point | Iterable[Point] | None) -> Iterable[Point]:
         return (result,)
     return result
 
-
-def raw_point(body: bytes) -> bytes | None:
-    """The serialized point inside `body`, a Request (or Response) holding a point and nothing
-    else, as Kapacitor sends one; None for any other layout or a point over 16 KiB (the caller
-    then serializes the parsed point when it needs its bytes)."""
-    n = len(body)
-    if n < 3 or not body.startswith(_POINT_HEAD):
-        return None
-    b2 = body[2]
-    if b2 < 0x80:
-        return body[3:] if n == b2 + 3 else None
-    if n > 3 and body[3] < 0x80 and n == ((b2 & 0x7F) | (body[3] << 7)) + 4:
-        return body[4:]
-    return None

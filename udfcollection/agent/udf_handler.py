@@ -18,7 +18,7 @@ from udfcollection.agent.connection import FLUSH_AT, FrameWriter
 from udfcollection.agent.logs import RateLimiter
 from udfcollection.agent.runtime import POINT_TAG, FatalError, Handler
 from udfcollection.columns import FieldColumns, PointBlock
-from udfcollection.points import Batch, Point, raw_point
+from udfcollection.points import Batch, Point
 from udfcollection.protocol import udf_pb2
 from udfcollection.protocol.framing import SMALL_VARINTS, ProtocolError, encode_varint
 from udfcollection.spec import (
@@ -148,14 +148,10 @@ class UDFHandler(Handler):
             kernel = udf.number_kernel()
             self.point, self.point_run = (self._stream_point_fns() if kernel is None
                                           else self._number_point_fns(*kernel))
-        elif not self.batch_in:
-            names = udf.column_inputs()
-            if names is not None:
-                self._inputs = tuple(names)
-                self._pending = PointBlock(self._inputs)
-                self.point_run = self._block_point_run()
-            else:
-                self.point_run = self._vector_point_run()
+        elif not self.batch_in and (names := udf.column_inputs()) is not None:
+            self._inputs = tuple(names)
+            self._pending = PointBlock(self._inputs)
+            self.point_run = self._block_point_run()
         self.log.debug("init ok: task=%s node=%s options=%s", req.taskID, req.nodeID,
                        opts.as_dict())
         resp.init.success = True
@@ -385,41 +381,10 @@ class UDFHandler(Handler):
 
         return point, point_run
 
-    def _vector_point_run(self):
-        """point_run for vectorised stream UDFs: holds each point, with the bytes it arrived
-        as, for the next `drain` (or until VECTOR_MAX are held)."""
-        point_cls = Point
-        parse = udf_pb2.Request.FromString
-        tag = POINT_TAG
-        drain = self.drain
-
-        def point_run(items, offsets, i: int, out: FrameWriter) -> int:
-            n = len(items)
-            pending = self._pending
-            while i < n:
-                body = items[i]
-                if body.__class__ is bytes:
-                    if not body.startswith(tag):
-                        return i
-                    try:
-                        req = parse(body)
-                    except DecodeError:
-                        raise ProtocolError("undecodable point message", offsets[i]) from None
-                    pending.append(point_cls(req.point, req, raw_point(body)))
-                else:
-                    pending.append(point_cls(body.point, body))
-                i += 1
-                if len(pending) >= VECTOR_MAX:
-                    drain(out)
-                    pending = self._pending
-            return n
-
-        return point_run
-
     def _block_point_run(self):
         """point_run for vectorised UDFs with `column_inputs`: decodes each point, reads its
-        inputs into the pending PointBlock (what PointBlock.add does, inlined and with a
-        cheaper read) and lets the message go; drains once VECTOR_MAX points are held."""
+        inputs into the pending PointBlock (see PointBlock for what it holds) and lets the
+        message go; drains once VECTOR_MAX points are held."""
         parse = udf_pb2.Request.FromString
         tag = POINT_TAG
         drain = self.drain
@@ -450,8 +415,8 @@ class UDFHandler(Handler):
                         pb = parse(body).point
                     except DecodeError:
                         raise ProtocolError("undecodable point message", offsets[i]) from None
-                    # The point's bytes: after field 17's tag and a one- or two-byte length
-                    # (raw_point, inlined; a byte follows a length byte >= 0x80: it decoded).
+                    # The point's bytes, when the Request is field 17 alone with a one- or
+                    # two-byte length (a byte follows a length byte >= 0x80: it decoded).
                     b2 = body[2]
                     if b2 < 0x80:
                         raw = body[3:] if len(body) == b2 + 3 else None
@@ -493,14 +458,14 @@ class UDFHandler(Handler):
     def point(self, req: udf_pb2.Request, out: FrameWriter) -> None:
         if self.udf is None and self._not_ready():
             return
+        if self._inputs is not None:
+            self.point_run((req,), None, 0, out)
+            return
         p = Point(req.point, req)
         if self.batch_in:
             if self._batch_points is None:
                 self._implicit_begin(p)
             self._batch_points.append(p)
-            return
-        if self._inputs is not None:
-            self.point_run((req,), None, 0, out)
             return
         if self.vectorised:
             self._pending.append(p)
@@ -549,11 +514,11 @@ class UDFHandler(Handler):
                 except Exception as exc:
                     self._point_failed(p, exc, out)
                     results.append(None)
-        small = SMALL_VARINTS
-        buf = out.buf
         if results.__class__ is FieldColumns:
             self._write_columns(results, out)
             return
+        small = SMALL_VARINTS
+        buf = out.buf
         for p, r in zip(pending, results, strict=True):
             if r.__class__ is Point:
                 # out.frame() inlined: this runs once per output point.
